@@ -1,0 +1,46 @@
+"""taskgraph: train a graph of interdependent ML tasks on Ray, passing learned modules downstream.
+
+The Python API mirrors the CLI: ``spec = taskgraph.load(path)``, ``plan = taskgraph.plan(spec)``,
+``result = taskgraph.run(spec)``. Heavy layers (Ray, torch) load only when a run starts.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from taskgraph.errors import ExecutionError, PlanError, SpecError, TaskgraphError
+
+if TYPE_CHECKING:
+    from taskgraph.plan.graph import Plan
+    from taskgraph.runner import RunResult
+    from taskgraph.spec.models import Graph
+
+__all__ = ["load", "plan", "run", "TaskgraphError", "SpecError", "PlanError", "ExecutionError"]
+__version__ = "0.1.0"
+
+
+def load(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Graph:
+    """Read, validate and plan-check a graph file; errors name the file, line and column."""
+    from taskgraph.plan.graph import make_plan
+    from taskgraph.spec.loader import load_spec
+
+    spec, source = load_spec(path, overrides)
+    make_plan(spec, source)  # cycles and shared-module shapes are part of "valid"
+    return spec
+
+
+def plan(spec: Graph) -> Plan:
+    """Stages, topological order and critical path of a graph."""
+    from taskgraph.plan.graph import make_plan
+
+    return make_plan(spec)
+
+
+def run(spec: Graph | str | os.PathLike[str], **options: Any) -> RunResult:
+    """Train the graph on Ray (embedded local Ray unless ``address`` is given). See ``run_graph``."""
+    from taskgraph.runner import run_graph
+
+    if not hasattr(spec, "tasks"):
+        spec = load(spec)  # type: ignore[arg-type]
+    return run_graph(spec, **options)  # type: ignore[arg-type]

@@ -1,0 +1,60 @@
+"""Connecting to Ray: an embedded local instance by default, or an existing cluster by address."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import ray
+
+from taskgraph.errors import ExecutionError
+
+__all__ = ["RaySession", "connect", "node_capacities"]
+
+
+@dataclass
+class RaySession:
+    """Whether this process started Ray (then it shuts it down) or joined one already running."""
+
+    started_here: bool
+    address: str | None
+
+    def close(self) -> None:
+        if self.started_here and ray.is_initialized():
+            ray.shutdown()
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> RaySession:
+    """Join the Ray given by ``address`` / ``RAY_ADDRESS``, reuse one already initialised, or start one.
+
+    ``address`` may be ``auto``, ``host:port`` (a running cluster's GCS) or ``ray://host:10001``.
+    On a token-protected cluster (``RAY_AUTH_MODE=token``) the token comes from ``RAY_AUTH_TOKEN``
+    or ``RAY_AUTH_TOKEN_PATH`` in this process's environment, as Ray reads it.
+    """
+    if ray.is_initialized():
+        return RaySession(started_here=False, address=None)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            return RaySession(started_here=True, address=address)
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
+        raise ExecutionError(
+            f"cannot connect to {where}: {exc}. Check the address (auto, host:6379 or ray://host:10001), "
+            "that the cluster runs the same Ray version, and RAY_AUTH_TOKEN on token-protected clusters."
+        ) from exc
+    return RaySession(started_here=True, address=None)
+
+
+def node_capacities() -> list[dict[str, float]]:
+    """The resources of each alive Ray node: a task must fit on one node, not on the sum."""
+    return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]

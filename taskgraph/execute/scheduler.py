@@ -1,0 +1,232 @@
+"""The ready-set scheduler: submit each node to Ray the moment its last dependency finishes.
+
+Among ready nodes, those with the longest remaining path go first, and nodes are submitted only
+while they fit in the free CPUs/GPUs, so Ray never queues a short node ahead of a critical one.
+The scheduler is generic: it runs a ``node_fn(name, payload, inputs) -> (state, meta)`` per node,
+where ``inputs`` are the states of the upstream nodes, passed as Ray object references (zero
+copy on one machine). What training or artifacts mean is the caller's business.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import ray
+
+from taskgraph.errors import ExecutionError, TaskgraphError
+from taskgraph.execute.cluster import node_capacities
+
+__all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
+
+NodeFn = Callable[[str, Any, dict[str, Any]], tuple[Any, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class NodeJob:
+    """One node to run: what it waits for, what it receives, what it asks Ray for."""
+
+    name: str
+    upstream: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()  # the upstream nodes whose state this node receives
+    cpus: float = 1.0
+    gpus: float = 0.0
+    priority: float = 0.0  # larger first: the remaining critical-path cost
+    payload: Any = None
+
+
+@dataclass
+class NodeRecord:
+    """What happened to one node; serialised into ``run.json``."""
+
+    name: str
+    status: str = "pending"  # pending | running | done | failed | skipped
+    submitted_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    host: str | None = None
+    node_id: str | None = None
+    worker_id: str | None = None
+    pid: int | None = None
+    gpu_ids: list[Any] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _execute(node_fn: NodeFn, name: str, payload: Any, input_names: tuple[str, ...], *input_values: Any):
+    """Runs on a Ray worker: call the node function and stamp where and when it ran."""
+    ctx = ray.get_runtime_context()
+    started = time.time()
+    state, meta = node_fn(name, payload, dict(zip(input_names, input_values)))
+    where = {
+        "started_at": started,
+        "ended_at": time.time(),
+        "host": socket.gethostname(),
+        "node_id": ctx.get_node_id(),
+        "worker_id": ctx.get_worker_id(),
+        "pid": os.getpid(),
+        "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+    }
+    return state, {"where": where, "meta": meta}
+
+
+_remote_execute = ray.remote(num_returns=2)(_execute)
+
+
+def _check_feasible(jobs: list[NodeJob]) -> None:
+    """Refuse at submit time a node no Ray node can hold: Ray itself would wait forever."""
+    capacities = node_capacities()
+    for job in jobs:
+        fits = any(
+            cap.get("CPU", 0.0) >= job.cpus and cap.get("GPU", 0.0) >= job.gpus for cap in capacities
+        )
+        if not fits:
+            best_cpu = max((c.get("CPU", 0.0) for c in capacities), default=0.0)
+            best_gpu = max((c.get("GPU", 0.0) for c in capacities), default=0.0)
+            hint = " Run with --cpu-only to train GPU nodes on the CPU." if job.gpus > 0 else ""
+            raise ExecutionError(
+                f"node '{job.name}' asks for {job.cpus:g} CPUs and {job.gpus:g} GPUs, but the largest Ray node "
+                f"has {best_cpu:g} CPUs and {best_gpu:g} GPUs. Lower its `resources`.{hint}",
+                node=job.name,
+            )
+
+
+def _descendants(name: str, children: dict[str, list[str]]) -> set[str]:
+    out, stack = set(), list(children.get(name, []))
+    while stack:
+        node = stack.pop()
+        if node not in out:
+            out.add(node)
+            stack.extend(children.get(node, []))
+    return out
+
+
+def run_jobs(
+    jobs: list[NodeJob],
+    node_fn: NodeFn,
+    *,
+    keep_going: bool = True,
+    max_retries: int = 3,
+    on_update: Callable[[NodeRecord], None] | None = None,
+    given: dict[str, Any] | None = None,
+) -> dict[str, NodeRecord]:
+    """Run every job on the connected Ray, in dependency order; returns a record per node.
+
+    ``given`` maps names of nodes that are already done (cached) to their state: they are
+    not run, and their state is handed to their children. A failed node's descendants are
+    skipped; with ``keep_going`` independent branches still finish, else everything stops.
+    """
+    given = dict(given or {})
+    by_name = {job.name: job for job in jobs}
+    children: dict[str, list[str]] = {}
+    for job in jobs:
+        for up in job.upstream:
+            children.setdefault(up, []).append(job.name)
+    records = {job.name: NodeRecord(job.name) for job in jobs}
+    _check_feasible([j for j in jobs if j.name not in given])
+
+    totals = {"CPU": float(ray.cluster_resources().get("CPU", 0.0)), "GPU": float(ray.cluster_resources().get("GPU", 0.0))}
+    in_use = {"CPU": 0.0, "GPU": 0.0}
+    states: dict[str, Any] = {}  # name -> ObjectRef (or value) of a finished node's state
+    for name, value in given.items():
+        states[name] = value if isinstance(value, ray.ObjectRef) else ray.put(value)
+        if name in records:
+            records[name].status = "cached"
+    done = set(given)
+    waiting = {j.name for j in jobs if j.name not in given}
+    pending: dict[ray.ObjectRef, tuple[str, ray.ObjectRef]] = {}  # meta ref -> (name, state ref)
+    children_left = {name: len(children.get(name, [])) for name in by_name}
+
+    def notify(record: NodeRecord) -> None:
+        if on_update:
+            on_update(record)
+
+    def fits(job: NodeJob) -> bool:
+        if not pending:
+            return True  # never stall: a lone node goes even if accounting is off
+        return (in_use["CPU"] + job.cpus <= totals["CPU"] + 1e-9) and (in_use["GPU"] + job.gpus <= totals["GPU"] + 1e-9)
+
+    def submit_ready() -> None:
+        ready = [by_name[n] for n in waiting if all(u in done for u in by_name[n].upstream)]
+        for job in sorted(ready, key=lambda j: (-j.priority, j.name)):
+            if not fits(job):
+                continue
+            state_ref, meta_ref = _remote_execute.options(
+                num_cpus=job.cpus, num_gpus=job.gpus, max_retries=max_retries, retry_exceptions=False,
+                name=f"taskgraph:{job.name}",
+            ).remote(node_fn, job.name, job.payload, job.inputs, *(states[i] for i in job.inputs))
+            pending[meta_ref] = (job.name, state_ref)
+            waiting.discard(job.name)
+            in_use["CPU"] += job.cpus
+            in_use["GPU"] += job.gpus
+            record = records[job.name]
+            record.status, record.submitted_at = "running", time.time()
+            notify(record)
+
+    def release_inputs(job: NodeJob) -> None:
+        """Drop our reference to an upstream state once no child still needs it (frees the object store)."""
+        for up in job.upstream:
+            children_left[up] = children_left.get(up, 1) - 1
+            if children_left[up] <= 0:
+                states.pop(up, None)
+
+    def skip_descendants(name: str) -> None:
+        for node in sorted(_descendants(name, children)):
+            if node in waiting:
+                waiting.discard(node)
+                records[node].status = "skipped"
+                records[node].error = f"upstream node '{name}' failed"
+                notify(records[node])
+
+    submit_ready()
+    while pending:
+        ready_refs, _ = ray.wait(list(pending), num_returns=1)
+        meta_ref = ready_refs[0]
+        name, state_ref = pending.pop(meta_ref)
+        job, record = by_name[name], records[name]
+        in_use["CPU"] -= job.cpus
+        in_use["GPU"] -= job.gpus
+        try:
+            result = ray.get(meta_ref)
+        except Exception as exc:  # the node's own exception, wrapped by Ray
+            record.status, record.ended_at = "failed", time.time()
+            cause = getattr(exc, "cause", None) or exc
+            record.error = str(cause) if isinstance(cause, TaskgraphError) else f"{type(cause).__name__}: {cause}"
+            record.traceback = str(exc) if not isinstance(cause, TaskgraphError) else "".join(
+                traceback.format_exception_only(type(cause), cause)
+            )
+            notify(record)
+            skip_descendants(name)
+            if not keep_going:
+                for other_meta, (other, _s) in list(pending.items()):
+                    ray.cancel(other_meta, force=True)
+                    records[other].status, records[other].error = "skipped", f"stopped after '{name}' failed (--fail-fast)"
+                    notify(records[other])
+                pending.clear()
+                for other in sorted(waiting):
+                    records[other].status, records[other].error = "skipped", f"stopped after '{name}' failed (--fail-fast)"
+                    notify(records[other])
+                waiting.clear()
+            release_inputs(job)
+            continue
+        where = result["where"]
+        record.status = "done"
+        record.started_at, record.ended_at = where["started_at"], where["ended_at"]
+        record.host, record.node_id, record.worker_id = where["host"], where["node_id"], where["worker_id"]
+        record.pid, record.gpu_ids, record.meta = where["pid"], where["gpu_ids"], result["meta"]
+        done.add(name)
+        if children_left.get(name, 0) > 0:
+            states[name] = state_ref
+        release_inputs(job)
+        notify(record)
+        submit_ready()
+    return records

@@ -1,0 +1,257 @@
+"""Pure planning: the task graph as a networkx DAG, its checks, stages and critical path.
+
+No I/O, no clock, no Ray or torch: ties are sorted by name so plans (and the cache keys
+built on them) are the same on every machine and every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from taskgraph.errors import PlanError, SpecIssue
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from taskgraph.spec.loader import SourceMap
+    from taskgraph.spec.models import Graph, Task
+
+__all__ = ["Plan", "NodePlan", "build_graph", "check_graph", "make_plan", "module_dims", "node_cost"]
+
+Loc = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """What the plan knows about one node."""
+
+    name: str
+    stage: int
+    cost: float
+    upstream: tuple[str, ...]
+    downstream: tuple[str, ...]
+    on_critical_path: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The order to run a graph in: stages, a topological order and the critical path."""
+
+    graph_name: str
+    order: tuple[str, ...]
+    stages: tuple[tuple[str, ...], ...]
+    critical_path: tuple[str, ...]
+    critical_cost: float
+    total_cost: float
+    nodes: dict[str, NodePlan] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "graph": self.graph_name,
+            "order": list(self.order),
+            "stages": [list(s) for s in self.stages],
+            "critical_path": list(self.critical_path),
+            "critical_cost": self.critical_cost,
+            "total_cost": self.total_cost,
+            "nodes": {
+                n: {
+                    "stage": p.stage,
+                    "cost": p.cost,
+                    "upstream": list(p.upstream),
+                    "downstream": list(p.downstream),
+                    "on_critical_path": p.on_critical_path,
+                }
+                for n, p in self.nodes.items()
+            },
+        }
+
+
+def node_cost(task: Task) -> float:
+    """Estimated cost: the declared ``cost`` (seconds), else epochs as a relative unit."""
+    if task.cost is not None:
+        return float(task.cost)
+    return float(task.train.epochs if task.train else 1)
+
+
+def build_graph(spec: Graph) -> nx.DiGraph:
+    """One node per task, one edge per dependency (upstream -> downstream), with the configs attached."""
+    import networkx as nx
+
+    graph = nx.DiGraph(name=spec.name)
+    for name in sorted(spec.tasks):
+        task = spec.tasks[name]
+        graph.add_node(name, task=task, cost=node_cost(task))
+    for name in sorted(spec.tasks):
+        for upstream, dep in sorted(spec.tasks[name].depends_on.items()):
+            if upstream in spec.tasks:
+                graph.add_edge(upstream, name, dependency=dep)
+    return graph
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_cycle(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
+    import networkx as nx
+
+    try:
+        edges = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        return []
+    path = [u for u, _ in edges] + [edges[0][0]]
+    last_u, last_v = edges[-1]
+    return [
+        (
+            ("tasks", last_v, "depends_on", last_u),
+            f"dependency cycle {' -> '.join(path)}. Remove one depends_on entry on this path.",
+        )
+    ]
+
+
+def module_dims(spec: Graph, task: Task) -> dict[str, int | None]:
+    """Input width of each module of a task, inferred along the chain (None where unknown)."""
+    data = spec.data.get(task.data)
+    width = data.feature_dim if data is not None else None
+    dims: dict[str, int | None] = {}
+    for name, module in task.modules.items():
+        in_dim = module.resolved_in(width)
+        dims[name] = in_dim
+        width = module.output_dim(in_dim)
+    return dims
+
+
+def _check_shared_modules(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    for name in sorted(spec.tasks):
+        task = spec.tasks[name]
+        for upstream, dep in sorted(task.depends_on.items()):
+            if upstream not in spec.tasks:
+                continue
+            source = spec.tasks[upstream]
+            for local, remote in dep.share.items():
+                loc = ("tasks", name, "depends_on", upstream, "share", local)
+                if local not in task.modules:
+                    problems.append(
+                        (loc, f"task '{name}' has no module '{local}' to receive '{upstream}.{remote}'. "
+                              f"Its modules: {', '.join(task.modules)}.")
+                    )
+                    continue
+                if remote not in source.modules:
+                    problems.append(
+                        (loc, f"upstream task '{upstream}' has no module '{remote}' to share. "
+                              f"Its modules: {', '.join(source.modules)}.")
+                    )
+                    continue
+                mismatch = _shape_mismatch(spec, upstream, remote, name, local)
+                if mismatch:
+                    problems.append((loc, mismatch))
+    return problems
+
+
+def _shape_mismatch(spec: Graph, upstream: str, remote: str, name: str, local: str) -> str | None:
+    up_task, down_task = spec.tasks[upstream], spec.tasks[name]
+    up_mod, down_mod = up_task.modules[remote], down_task.modules[local]
+    if up_mod.type != down_mod.type:
+        return (f"'{upstream}.{remote}' is a {up_mod.type} but '{name}.{local}' is a {down_mod.type}. "
+                "Declare the same module on both sides.")
+    up_shapes = up_mod.param_shapes(module_dims(spec, up_task)[remote])
+    down_shapes = down_mod.param_shapes(module_dims(spec, down_task)[local])
+    if up_shapes is None or down_shapes is None:
+        return None  # unknown until built; the trainer checks before any training
+    if set(up_shapes) != set(down_shapes):
+        only_up = sorted(set(up_shapes) - set(down_shapes))
+        only_down = sorted(set(down_shapes) - set(up_shapes))
+        return (f"'{upstream}.{remote}' and '{name}.{local}' have different parameters "
+                f"(only upstream: {only_up or '-'}; only here: {only_down or '-'}). Declare the same module.")
+    for key in sorted(up_shapes):
+        if up_shapes[key] != down_shapes[key]:
+            return (f"shape mismatch for '{local}.{key}': upstream '{upstream}.{remote}' has "
+                    f"{list(up_shapes[key])}, this task has {list(down_shapes[key])}. "
+                    "Make the module configs (and their input widths) match.")
+    return None
+
+
+#: Checks run in order; each returns (location, message) pairs. Add a check by appending here.
+CHECKS = (_check_cycle, _check_shared_modules)
+
+
+def check_graph(spec: Graph, graph: nx.DiGraph | None = None) -> list[tuple[Loc, str]]:
+    """Every plan-level problem of a valid spec (cycle, shared modules, shapes), in one pass."""
+    graph = graph if graph is not None else build_graph(spec)
+    problems: list[tuple[Loc, str]] = []
+    for check in CHECKS:
+        problems += check(spec, graph)
+    return problems
+
+
+def _raise(problems: list[tuple[Loc, str]], source: SourceMap | None, spec: Graph) -> None:
+    issues = [
+        source.issue(loc, msg) if source else SpecIssue(message=msg, path=".".join(loc), file=f"<{spec.name}>")
+        for loc, msg in problems
+    ]
+    cycle = None
+    for _loc, msg in problems:
+        if msg.startswith("dependency cycle "):
+            cycle = tuple(msg.removeprefix("dependency cycle ").split(".")[0].split(" -> "))
+    raise PlanError(issues, cycle=cycle)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def make_plan(spec: Graph, source: SourceMap | None = None) -> Plan:
+    """Check the graph and compute stages and the critical path. Raises ``PlanError`` with positions."""
+    import networkx as nx
+
+    graph = build_graph(spec)
+    problems = check_graph(spec, graph)
+    if problems:
+        _raise(problems, source, spec)
+
+    stages = tuple(tuple(sorted(gen)) for gen in nx.topological_generations(graph))
+    stage_of = {n: i for i, stage in enumerate(stages) for n in stage}
+    order = tuple(nx.lexicographical_topological_sort(graph))
+    path, length = _critical_path(graph, order)
+    on_path = set(path)
+    nodes = {
+        n: NodePlan(
+            name=n,
+            stage=stage_of[n],
+            cost=graph.nodes[n]["cost"],
+            upstream=tuple(sorted(graph.predecessors(n))),
+            downstream=tuple(sorted(graph.successors(n))),
+            on_critical_path=n in on_path,
+        )
+        for n in order
+    }
+    total = sum(graph.nodes[n]["cost"] for n in graph)
+    return Plan(spec.name, order, stages, path, length, total, nodes)
+
+
+def _critical_path(graph: nx.DiGraph, order: tuple[str, ...]) -> tuple[tuple[str, ...], float]:
+    """Longest path by summed node cost (ties broken by name, so the result is stable)."""
+    best: dict[str, tuple[float, tuple[str, ...]]] = {}
+    for node in order:
+        cost = graph.nodes[node]["cost"]
+        preds = sorted(graph.predecessors(node))
+        if preds:
+            prev = max(preds, key=lambda p: best[p][0])  # first of equals: sorted by name
+            best[node] = (best[prev][0] + cost, (*best[prev][1], node))
+        else:
+            best[node] = (cost, (node,))
+    if not best:
+        return (), 0.0
+    end = max(sorted(best), key=lambda n: best[n][0])
+    return best[end][1], best[end][0]
+
+
+def remaining_path_costs(graph: nx.DiGraph) -> dict[str, float]:
+    """For each node, the longest cost path from it to a sink: the priority of a ready node."""
+    import networkx as nx
+
+    remaining: dict[str, float] = {}
+    for node in reversed(list(nx.lexicographical_topological_sort(graph))):
+        tail = max((remaining[s] for s in graph.successors(node)), default=0.0)
+        remaining[node] = graph.nodes[node]["cost"] + tail
+    return remaining

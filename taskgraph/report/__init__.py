@@ -1,0 +1,1 @@
+"""Report layer: pictures of the graph and of runs. matplotlib loads lazily."""

@@ -1,0 +1,109 @@
+"""Data loaders a graph file names (``loader: synthetic_shapes``): each returns train/val splits.
+
+A split is a dict of tensors with equal first dimension (``x``, ``label``, ...), so a task
+picks its input and target by name. Loaded data is cached per worker process: several nodes on
+one worker reading the same source pay for it once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from taskgraph.errors import TrainError
+from taskgraph.spec.components import SyntheticShapesData
+from taskgraph.train.registry import Registry
+
+__all__ = ["Splits", "LOADERS", "load_data", "subsample"]
+
+Split = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train and validation examples of one data source."""
+
+    train: Split
+    val: Split
+
+    def __post_init__(self) -> None:
+        for name, split in (("train", self.train), ("val", self.val)):
+            sizes = {k: len(v) for k, v in split.items()}
+            if len(set(sizes.values())) > 1:
+                raise TrainError(f"data split '{name}' has fields of different lengths: {sizes}.")
+
+    def field(self, split: str, name: str, where: str) -> torch.Tensor:
+        fields = getattr(self, split)
+        if name not in fields:
+            raise TrainError(f"{where}: the data has no field '{name}'. Fields: {', '.join(sorted(fields))}.")
+        return fields[name]
+
+
+Loader = Callable[[Any], Splits]
+LOADERS: Registry[Loader] = Registry("data loader")
+
+
+def split_by_fraction(fields: Split, val_fraction: float, seed: int) -> Splits:
+    """A seeded random train/val split, the same on every machine."""
+    n = len(next(iter(fields.values())))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, int(round(n * val_fraction)))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    return Splits(
+        train={k: v[train_idx] for k, v in fields.items()},
+        val={k: v[val_idx] for k, v in fields.items()},
+    )
+
+
+@LOADERS.register("synthetic_shapes")
+def synthetic_shapes(config: SyntheticShapesData) -> Splits:
+    """Class clusters in a small latent space, pushed through a fixed random nonlinear map.
+
+    The nonlinear map is what makes an encoder worth learning: the classes are not linearly
+    separable in ``x``, so a task with few labels gains from an encoder trained on many.
+    """
+    g = torch.Generator().manual_seed(config.seed)
+    centers = torch.randn(config.classes, config.latent, generator=g) * 2.0
+    label = torch.randint(0, config.classes, (config.n,), generator=g)
+    z = centers[label] + config.noise * torch.randn(config.n, config.latent, generator=g)
+    w1 = torch.randn(config.latent, 4 * config.latent, generator=g) / config.latent**0.5
+    w2 = torch.randn(4 * config.latent, config.dim, generator=g) / (4 * config.latent) ** 0.5
+    x = torch.tanh(torch.sin(z @ w1 * 1.5) @ w2 * 2.0)
+    x = x + 0.1 * torch.randn(x.shape, generator=g)
+    fields = {
+        "x": x.float(),
+        "label": label,
+        "parity": (label % 2).float(),
+        "coarse": (label < config.classes // 2).float(),
+    }
+    return split_by_fraction(fields, config.val_fraction, config.seed)
+
+
+@functools.lru_cache(maxsize=8)
+def load_data(config: Any) -> Splits:
+    """The splits of one data source (cached per process; configs are frozen, so they hash)."""
+    loader = LOADERS.get(config.loader)
+    if config.loader in LOADERS:
+        return loader(config)
+    result = loader(**(config.model_extra or {}))
+    if isinstance(result, Splits):
+        return result
+    if isinstance(result, dict) and {"train", "val"} <= set(result):
+        return Splits(train=result["train"], val=result["val"])
+    if isinstance(result, dict):
+        return split_by_fraction(result, config.val_fraction, 0)
+    raise TrainError(f"loader '{config.loader}' must return Splits or a dict of tensors, got {type(result).__name__}.")
+
+
+def subsample(split: Split, fraction: float, seed: int) -> Split:
+    """A seeded share of the training examples, for low-label runs; at least one example."""
+    if fraction >= 1.0:
+        return split
+    n = len(next(iter(split.values())))
+    keep = max(1, int(round(n * fraction)))
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep]
+    return {k: v[idx] for k, v in split.items()}

@@ -1,0 +1,186 @@
+"""Train one node: build its model, take in what it inherits, train, evaluate, hand back its state.
+
+This is the function a Ray worker runs for a node. It knows nothing of Ray or run directories:
+it takes a ``NodeRequest`` and the upstream states, and returns a ``NodeOutput``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from taskgraph.errors import TrainError
+from taskgraph.spec.models import Task
+from taskgraph.train.data import Splits, load_data, subsample
+from taskgraph.train.losses import compute_loss
+from taskgraph.train.metrics import compute_metric
+from taskgraph.train.model import NodeModel, digest, module_state, state_to_numpy
+
+__all__ = ["Inheritance", "NodeRequest", "NodeOutput", "train_node", "pick_device", "node_seed"]
+
+Report = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Inheritance:
+    """One shared module: this node's ``local`` module takes ``upstream``'s ``remote`` module."""
+
+    local: str
+    upstream: str
+    remote: str
+    mode: str  # init | freeze | finetune
+    lr_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class NodeRequest:
+    """Everything a worker needs to train one node (frozen configs: pickles cheaply)."""
+
+    name: str
+    task: Task
+    data: Any
+    seed: int
+    inherits: tuple[Inheritance, ...] = ()
+
+
+@dataclass
+class NodeOutput:
+    state: dict[str, np.ndarray]
+    metrics: dict[str, Any]
+    inherited: list[dict[str, str]] = field(default_factory=list)
+    device: str = "cpu"
+    steps: int = 0
+
+
+def node_seed(graph_seed: int, name: str) -> int:
+    """A per-node seed, stable across runs and machines (crc32, not Python's salted hash)."""
+    return (graph_seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
+
+
+def pick_device(gpus: float) -> torch.device:
+    """The GPU Ray assigned when the node asked for one and CUDA is there; else the CPU.
+
+    Ray sets CUDA_VISIBLE_DEVICES for the task, so the assigned GPU is always ``cuda:0`` here.
+    Fake GPU resources (tests, CPU-only clusters) fall back to the CPU.
+    """
+    if gpus > 0 and torch.cuda.is_available():
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def _optimizer(task: Task, model: NodeModel, frozen: set[str], lr_scale: dict[str, float]) -> torch.optim.Optimizer:
+    cfg = task.train
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for name, module in model.items():
+        if name in frozen:
+            continue
+        groups.setdefault(cfg.lr * lr_scale.get(name, 1.0), []).extend(module.parameters())
+    params = [{"params": p, "lr": lr} for lr, p in groups.items()]
+    if not any(group["params"] for group in params):
+        raise TrainError("every module of this node is frozen: nothing to train. Use mode: init or finetune.")
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+@torch.no_grad()
+def evaluate(model: NodeModel, task: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
+    """Loss and the task's metrics on a whole split, in eval mode."""
+    was_training = model.training
+    model.eval()
+    outputs = [model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    output = torch.cat(outputs)
+    result = {"loss": float(compute_loss(output, y, task.loss).item())}
+    for metric in task.metrics:
+        if metric != "loss":
+            result[metric] = compute_metric(metric, output, y)
+    return result
+
+
+def train_node(
+    request: NodeRequest,
+    upstream_states: dict[str, dict[str, np.ndarray]],
+    report: Report | None = None,
+    device: torch.device | None = None,
+) -> NodeOutput:
+    """Train one node from its request and the states of the upstream nodes it inherits from."""
+    task, where = request.task, f"tasks.{request.name}"
+    device = device or pick_device(task.resources.gpus if task.resources else 0.0)
+    torch.manual_seed(request.seed)
+
+    splits: Splits = load_data(request.data)
+    train = subsample(splits.train, task.train.label_fraction, request.seed)
+    for key in (task.input, task.loss.target):  # clear errors for fields the data lacks
+        splits.field("train", key, where), splits.field("val", key, where)
+    x_train, y_train = train[task.input], train[task.loss.target]
+    x_val, y_val = splits.val[task.input], splits.val[task.loss.target]
+
+    model = NodeModel(dict(task.modules), in_dim=x_train.shape[-1], where=where)
+    frozen: set[str] = set()
+    lr_scale: dict[str, float] = {}
+    inherited: list[dict[str, str]] = []
+    for inh in request.inherits:
+        state = module_state(upstream_states[inh.upstream], inh.remote)
+        model.load_module(inh.local, state, f"{where}.depends_on.{inh.upstream}")
+        inherited.append(
+            {"module": inh.local, "from": f"{inh.upstream}.{inh.remote}", "mode": inh.mode, "sha256": digest(state)}
+        )
+        if inh.mode == "freeze":
+            frozen.add(inh.local)
+        elif inh.mode == "finetune":
+            lr_scale[inh.local] = inh.lr_scale
+    for name in frozen:
+        model[name].requires_grad_(False)
+
+    model.to(device)
+    x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
+    optimizer = _optimizer(task, model, frozen, lr_scale)
+    cfg = task.train
+    n, steps, history = len(x_train), 0, []
+    generator = torch.Generator().manual_seed(request.seed)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        for name in frozen:  # frozen modules keep eval behaviour: no dropout, no batch-norm updates
+            model[name].eval()
+        started, total, batches = time.perf_counter(), torch.zeros((), device=device), 0
+        order = torch.randperm(n, generator=generator).to(device)
+        for i in range(0, n, cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            loss = compute_loss(model(x_train[idx]), y_train[idx], task.loss)
+            if not torch.isfinite(loss):
+                raise TrainError(
+                    f"node '{request.name}': loss is {loss.item()} at epoch {epoch}, step {steps + 1} "
+                    f"(task loss {task.loss.type} on '{task.loss.target}'). Lower the learning rate "
+                    "or check the data.",
+                    node=request.name,
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            total += loss.detach()
+            batches += 1
+            steps += 1
+        val = evaluate(model, task, x_val, y_val, max(cfg.batch_size, 1024))
+        row = {"epoch": epoch, "step": steps, "train_loss": float(total.item()) / max(batches, 1),
+               "seconds": time.perf_counter() - started, **{f"val_{k}": v for k, v in val.items()}}
+        history.append(row)
+        if report:
+            report({"node": request.name, "epoch": epoch, "epochs": cfg.epochs, **row})
+
+    final = {k.removeprefix("val_"): v for k, v in history[-1].items() if k.startswith("val_")}
+    if not all(math.isfinite(v) for v in final.values()):
+        raise TrainError(f"node '{request.name}': validation metrics are not finite: {final}.", node=request.name)
+    metrics = {"final": final, "history": history, "train_examples": n, "val_examples": len(x_val)}
+    return NodeOutput(state_to_numpy(model), metrics, inherited, str(device), steps)

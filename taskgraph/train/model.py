@@ -1,0 +1,67 @@
+"""The model of one node: its named modules applied in order, with inherited state loaded in."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from taskgraph.errors import TrainError
+from taskgraph.train.modules import build_module
+
+__all__ = ["NodeModel", "state_to_numpy", "module_state", "digest"]
+
+
+class NodeModel(nn.ModuleDict):
+    """Named modules applied in order; state keys read ``encoder.layers.0.weight``."""
+
+    def __init__(self, configs: dict[str, Any], in_dim: int, where: str):
+        super().__init__()
+        width: int | None = in_dim
+        for name, config in configs.items():
+            self[name] = build_module(config, width, f"{where}.modules.{name}")
+            width = config.output_dim(config.resolved_in(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.values():
+            x = block(x)
+        return x
+
+    def load_module(self, name: str, state: dict[str, np.ndarray], where: str) -> None:
+        """Copy an upstream module's values in, refusing any difference in names or shapes."""
+        module = self[name]
+        own = module.state_dict()
+        missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or extra:
+            raise TrainError(f"{where}: inherited '{name}' does not fit: missing {missing}, unexpected {extra}.")
+        for key, value in state.items():
+            if tuple(own[key].shape) != tuple(value.shape):
+                raise TrainError(
+                    f"{where}: inherited '{name}.{key}' has shape {list(value.shape)}, "
+                    f"this module has {list(own[key].shape)}. Make the module configs match."
+                )
+        module.load_state_dict({k: torch.from_numpy(np.array(v, copy=True)) for k, v in state.items()})
+
+
+def state_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
+    """Every tensor of the model as a CPU numpy array keyed ``module.param`` (zero-copy in Ray)."""
+    return {k: v.detach().cpu().contiguous().numpy() for k, v in model.state_dict().items()}
+
+
+def module_state(state: dict[str, np.ndarray], module: str) -> dict[str, np.ndarray]:
+    """The part of a node's state that belongs to one named module, with the prefix removed."""
+    prefix = f"{module}."
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def digest(state: dict[str, np.ndarray]) -> str:
+    """sha256 over names, dtypes, shapes and bytes: equal digests mean bit-identical tensors."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        value = np.ascontiguousarray(state[key])
+        h.update(f"{key}|{value.dtype}|{value.shape}|".encode())
+        h.update(value.tobytes())
+    return h.hexdigest()

@@ -1,0 +1,80 @@
+"""Torch implementations of the module types a graph file names (``type: mlp`` ...).
+
+Each builder takes the module's config and its input width and returns an ``nn.Module`` whose
+parameter names and shapes equal ``config.param_shapes(in_dim)``: the plan checks shared
+modules from the configs alone, so the two must agree (a test checks every registered type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from taskgraph.errors import TrainError
+from taskgraph.spec.components import LinearModule, MLPModule
+from taskgraph.train.registry import Registry
+
+__all__ = ["MODULES", "build_module", "MLP"]
+
+Builder = Callable[[Any, int], nn.Module]
+MODULES: Registry[Builder] = Registry("module type")
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+
+class MLP(nn.Module):
+    """Linear layers with an activation (and dropout) between them; no activation after ``out``."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], out: int | None, activation: str, dropout: float):
+        super().__init__()
+        widths = (*hidden, out) if out else tuple(hidden)
+        self.layers = nn.ModuleList()
+        previous = in_dim
+        for width in widths:
+            self.layers.append(nn.Linear(previous, width))
+            previous = width
+        self.n_hidden = len(hidden)
+        self.act = _ACTIVATIONS[activation]()
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < self.n_hidden:
+                x = self.drop(self.act(x))
+        return x
+
+
+@MODULES.register("mlp")
+def _mlp(config: MLPModule, in_dim: int) -> nn.Module:
+    return MLP(in_dim, config.hidden, config.out, config.activation, config.dropout)
+
+
+@MODULES.register("linear")
+def _linear(config: LinearModule, in_dim: int) -> nn.Module:
+    return nn.Linear(in_dim, config.out, bias=config.bias)
+
+
+def build_module(config: Any, in_dim: int | None, where: str) -> nn.Module:
+    """Build one named module; user classes get their YAML keys as keyword arguments."""
+    width = config.resolved_in(in_dim)
+    if config.type in MODULES:
+        if width is None:
+            raise TrainError(f"{where}: cannot infer the input width. Set `in:` on this module.")
+        return MODULES.get(config.type)(config, width)
+    cls = MODULES.get(config.type)  # "pkg.mod:Class"
+    kwargs = dict(config.model_extra or {})
+    if config.in_features is not None or width is not None:
+        kwargs.setdefault("in_features", width)
+    if config.out is not None:
+        kwargs.setdefault("out", config.out)
+    try:
+        module = cls(**kwargs)
+    except TypeError as exc:
+        raise TrainError(f"{where}: cannot build '{config.type}' with {sorted(kwargs)}: {exc}.") from exc
+    if not isinstance(module, nn.Module):
+        raise TrainError(f"{where}: '{config.type}' did not return a torch.nn.Module.")
+    return module

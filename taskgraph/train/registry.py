@@ -1,0 +1,63 @@
+"""Name -> implementation registries for modules, losses, metrics and loaders.
+
+Lookups fail with the sorted valid names and a close-match hint; ``pkg.module:name`` strings
+import user code instead, so a graph file can use its own building blocks without a plugin system.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from taskgraph.errors import TrainError
+from taskgraph.spec.base import is_custom_ref
+from taskgraph.spec.models import suggest
+
+__all__ = ["Registry", "import_ref"]
+
+T = TypeVar("T")
+
+
+def import_ref(ref: str) -> object:
+    """Import ``"package.module:attribute"``; a clear error when either part is missing."""
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TrainError(f"cannot import '{module_name}' for '{ref}': {exc}. Is it installed on every worker?") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise TrainError(f"'{module_name}' has no attribute '{attr}' (from '{ref}').") from None
+
+
+class Registry(Generic[T]):
+    """A ``dict[str, T]`` filled by ``@registry.register("name")``."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def add(item: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} '{name}' is registered twice")
+            self._items[name] = item
+            return item
+
+        return add
+
+    def get(self, name: str) -> T:
+        if is_custom_ref(name):
+            return import_ref(name)  # type: ignore[return-value]
+        try:
+            return self._items[name]
+        except KeyError:
+            raise TrainError(f"unknown {self.kind} '{name}'.{suggest(name, self._items)}") from None
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
