@@ -1,0 +1,41 @@
+"""Shared fixtures. One real local Ray per test session: ``ray.init`` costs seconds, so share it."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private single-machine test instance
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real local Ray with 2 CPUs (as CI has), shared by every test that needs one."""
+    import logging
+
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def write_graph(tmp_path: Path):
+    """Write a graph file from an indented YAML string; returns its path."""
+
+    def write(text: str, name: str = "graph.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write
+
+
+#: A small, fast graph used by many tests: 400 synthetic examples, one epoch per node.
+TINY_DATA = "shapes: {loader: synthetic_shapes, n: 400, dim: 16, classes: 4}"
