@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private single-machine test instance
+os.environ.setdefault("RAY_AUTH_MODE", "token")  # as taskgraph's embedded Ray: token auth, no warning
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 

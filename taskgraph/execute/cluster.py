@@ -39,6 +39,9 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
             return RaySession(started_here=True, address=address)
+        # Ray 2.60 turns token auth on for new local instances and warns about it; say so
+        # explicitly (same behaviour, no warning). RAY_AUTH_MODE=disabled in the env still wins.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray.init(
             num_cpus=num_cpus,
             num_gpus=num_gpus,

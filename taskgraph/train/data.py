@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from taskgraph.errors import TrainError
-from taskgraph.spec.components import SyntheticShapesData
+from taskgraph.spec.data import SyntheticShapesData
 from taskgraph.train.registry import Registry
 
 __all__ = ["Splits", "LOADERS", "load_data", "subsample"]

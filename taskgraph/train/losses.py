@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from taskgraph.spec.components import BinaryCrossEntropyLoss, CrossEntropyLoss, HuberLoss
+from taskgraph.spec.losses import BinaryCrossEntropyLoss, CrossEntropyLoss, HuberLoss
 from taskgraph.train.registry import Registry
 
 __all__ = ["LOSSES", "compute_loss"]

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from taskgraph.errors import TrainError
-from taskgraph.spec.components import LinearModule, MLPModule
+from taskgraph.spec.modules import LinearModule, MLPModule
 from taskgraph.train.registry import Registry
 
 __all__ = ["MODULES", "build_module", "MLP"]
