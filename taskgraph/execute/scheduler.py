@@ -21,6 +21,7 @@ import ray
 
 from taskgraph.errors import ExecutionError, TaskgraphError
 from taskgraph.execute.cluster import node_capacities
+from taskgraph.execute.progress import Reporter, reporting, start_hub
 
 __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
 
@@ -62,11 +63,23 @@ class NodeRecord:
         return asdict(self)
 
 
-def _execute(node_fn: NodeFn, name: str, payload: Any, input_names: tuple[str, ...], *input_values: Any):
-    """Runs on a Ray worker: call the node function and stamp where and when it ran."""
+def _execute(
+    node_fn: NodeFn, name: str, payload: Any, input_names: tuple[str, ...], hub: Any, *input_values: Any
+):
+    """Runs on a Ray worker: call the node function and stamp where and when it ran.
+
+    With a progress ``hub``, the node's ``progress.report`` calls reach the driver live.
+    """
     ctx = ray.get_runtime_context()
     started = time.time()
-    state, meta = node_fn(name, payload, dict(zip(input_names, input_values)))
+    reporter = Reporter(hub, name) if hub is not None else None
+    if reporter:
+        reporter({"kind": "start", "host": socket.gethostname(), "pid": os.getpid(),
+                  "gpu_ids": [str(g) for g in ray.get_gpu_ids()]})
+    with reporting(reporter):
+        state, meta = node_fn(name, payload, dict(zip(input_names, input_values)))
+    if reporter:
+        reporter.finish({"kind": "end"})
     where = {
         "started_at": started,
         "ended_at": time.time(),
@@ -80,6 +93,9 @@ def _execute(node_fn: NodeFn, name: str, payload: Any, input_names: tuple[str, .
 
 
 _remote_execute = ray.remote(num_returns=2)(_execute)
+
+#: How long one ``drain`` long poll waits for events before returning empty (then re-issued).
+_DRAIN_WAIT_S = 5.0
 
 
 def _check_feasible(jobs: list[NodeJob]) -> None:
@@ -118,12 +134,16 @@ def run_jobs(
     max_retries: int = 3,
     on_update: Callable[[NodeRecord], None] | None = None,
     given: dict[str, Any] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, NodeRecord]:
     """Run every job on the connected Ray, in dependency order; returns a record per node.
 
     ``given`` maps names of nodes that are already done (cached) to their state: they are
     not run, and their state is handed to their children. A failed node's descendants are
     skipped; with ``keep_going`` independent branches still finish, else everything stops.
+    ``on_progress`` receives, on the driver, the events nodes send with ``progress.report``
+    (each with ``node``, ``time`` and ``kind``), plus ``{"kind": "resources", ...}`` whenever
+    the CPUs/GPUs in use change. Without it no progress actor is started.
     """
     given = dict(given or {})
     by_name = {job.name: job for job in jobs}
@@ -146,9 +166,16 @@ def run_jobs(
     pending: dict[ray.ObjectRef, tuple[str, ray.ObjectRef]] = {}  # meta ref -> (name, state ref)
     children_left = {name: len(children.get(name, [])) for name in by_name}
 
+    hub = start_hub() if on_progress else None
+    drain_ref: ray.ObjectRef | None = hub.drain.remote(_DRAIN_WAIT_S) if hub is not None else None
+
     def notify(record: NodeRecord) -> None:
         if on_update:
             on_update(record)
+
+    def resources_changed() -> None:
+        if on_progress:
+            on_progress({"kind": "resources", "time": time.time(), "in_use": dict(in_use), "total": dict(totals)})
 
     def fits(job: NodeJob) -> bool:
         if not pending:
@@ -163,7 +190,7 @@ def run_jobs(
             state_ref, meta_ref = _remote_execute.options(
                 num_cpus=job.cpus, num_gpus=job.gpus, max_retries=max_retries, retry_exceptions=False,
                 name=f"taskgraph:{job.name}",
-            ).remote(node_fn, job.name, job.payload, job.inputs, *(states[i] for i in job.inputs))
+            ).remote(node_fn, job.name, job.payload, job.inputs, hub, *(states[i] for i in job.inputs))
             pending[meta_ref] = (job.name, state_ref)
             waiting.discard(job.name)
             in_use["CPU"] += job.cpus
@@ -171,6 +198,7 @@ def run_jobs(
             record = records[job.name]
             record.status, record.submitted_at = "running", time.time()
             notify(record)
+            resources_changed()
 
     def release_inputs(job: NodeJob) -> None:
         """Drop our reference to an upstream state once no child still needs it (frees the object store)."""
@@ -187,14 +215,23 @@ def run_jobs(
                 records[node].error = f"upstream node '{name}' failed"
                 notify(records[node])
 
+    def deliver(events: list[dict[str, Any]]) -> None:
+        for event in events:
+            on_progress(event)  # type: ignore[misc]
+
     submit_ready()
     while pending:
-        ready_refs, _ = ray.wait(list(pending), num_returns=1)
+        ready_refs, _ = ray.wait(list(pending) + ([drain_ref] if drain_ref is not None else []), num_returns=1)
         meta_ref = ready_refs[0]
+        if drain_ref is not None and meta_ref == drain_ref:
+            deliver(ray.get(drain_ref))
+            drain_ref = hub.drain.remote(_DRAIN_WAIT_S)
+            continue
         name, state_ref = pending.pop(meta_ref)
         job, record = by_name[name], records[name]
         in_use["CPU"] -= job.cpus
         in_use["GPU"] -= job.gpus
+        resources_changed()
         try:
             result = ray.get(meta_ref)
         except Exception as exc:  # the node's own exception, wrapped by Ray
@@ -229,4 +266,9 @@ def run_jobs(
         release_inputs(job)
         notify(record)
         submit_ready()
+    if hub is not None:
+        # Wake the long poll in flight, then collect whatever arrived after it.
+        hub.close.remote()
+        deliver(ray.get(drain_ref) + ray.get(hub.drain.remote(0.0)))
+        ray.kill(hub)
     return records

@@ -1,0 +1,78 @@
+"""Live progress: node code's ``progress.report`` reaches the driver through the hub actor (real Ray)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from taskgraph.execute import progress
+from taskgraph.execute.scheduler import NodeJob, run_jobs
+
+
+def chatty(name, payload, inputs):
+    """A toy node that reports one epoch event per epoch, plus a burst of step events."""
+    for epoch in range(1, payload["epochs"] + 1):
+        for step in range(payload.get("steps", 0)):
+            progress.report({"kind": "step", "epoch": epoch, "step": step, "loss": 1.0 / (step + 1)})
+        progress.report({"kind": "epoch", "epoch": epoch, "epochs": payload["epochs"], "train_loss": 1.0 / epoch})
+    return {"w": np.zeros(2)}, {}
+
+
+def test_events_reach_the_driver_in_order_with_node_names(ray_local):
+    jobs = [NodeJob("a", payload={"epochs": 3}), NodeJob("b", ("a",), payload={"epochs": 2})]
+    events: list[dict] = []
+    records = run_jobs(jobs, chatty, on_progress=events.append)
+    assert all(r.status == "done" for r in records.values())
+
+    def kinds(node: str) -> list[str]:
+        return [e["kind"] for e in events if e.get("node") == node]
+
+    assert kinds("a") == ["start", "epoch", "epoch", "epoch", "end"]
+    assert kinds("b") == ["start", "epoch", "epoch", "end"]
+    assert [e["epoch"] for e in events if e.get("node") == "a" and e["kind"] == "epoch"] == [1, 2, 3]
+    start_a = next(e for e in events if e.get("node") == "a" and e["kind"] == "start")
+    assert start_a["pid"] == records["a"].pid and start_a["host"] == records["a"].host
+    # b only starts after a ended, and the driver saw a's end before b's start.
+    assert events.index(next(e for e in events if e.get("node") == "a" and e["kind"] == "end")) < events.index(
+        next(e for e in events if e.get("node") == "b" and e["kind"] == "start")
+    )
+    resources = [e for e in events if e["kind"] == "resources"]
+    assert resources and resources[-1]["in_use"] == {"CPU": 0.0, "GPU": 0.0}
+    assert max(e["in_use"]["CPU"] for e in resources) == 1.0
+
+
+def test_step_events_are_throttled_epoch_events_are_not(ray_local):
+    events: list[dict] = []
+    run_jobs([NodeJob("fast", payload={"epochs": 2, "steps": 500})], chatty, on_progress=events.append)
+    steps = [e for e in events if e["kind"] == "step"]
+    assert 1 <= len(steps) < 50, f"{len(steps)} of 1000 step events reached the driver"
+    assert len([e for e in events if e["kind"] == "epoch"]) == 2
+
+
+def test_report_is_a_no_op_without_a_listener(ray_local):
+    progress.report({"kind": "epoch"})  # outside any run: nothing to send, no error
+    records = run_jobs([NodeJob("quiet", payload={"epochs": 1})], chatty)
+    assert records["quiet"].status == "done"
+
+
+def test_reporter_throttles_steps_only():
+    class FakeActorMethod:
+        def __init__(self):
+            self.sent = []
+
+        def remote(self, event):
+            self.sent.append(event)
+
+    class FakeHub:
+        push = FakeActorMethod()
+
+    hub = FakeHub()
+    reporter = progress.Reporter(hub, "n", step_interval_s=60.0)
+    with progress.reporting(reporter):
+        for _ in range(10):
+            progress.report({"kind": "step"})
+        progress.report({"kind": "epoch", "epoch": 1})
+    progress.report({"kind": "epoch", "epoch": 2})  # after the block: not sent
+    assert [e["kind"] for e in hub.push.sent] == ["step", "epoch"]
+    assert all(e["node"] == "n" and e["time"] <= time.time() for e in hub.push.sent)
