@@ -173,9 +173,11 @@ def schema() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors exit 2 with one message and no traceback."""
+    """Entry point: user errors exit 2 with one message and no traceback (usage errors too)."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="taskgraph")  # standalone: click prints usage errors, exits 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except SpecError as exc:
         typer.echo(str(exc), err=True)
         n = len(exc.issues)
@@ -187,17 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted; finished nodes' artifacts are kept in the run directory.", err=True)
         return 130
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
     return 0
 
 

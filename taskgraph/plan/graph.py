@@ -164,7 +164,7 @@ def _shape_mismatch(spec: Graph, upstream: str, remote: str, name: str, local: s
         only_down = sorted(set(down_shapes) - set(up_shapes))
         return (f"'{upstream}.{remote}' and '{name}.{local}' have different parameters "
                 f"(only upstream: {only_up or '-'}; only here: {only_down or '-'}). Declare the same module.")
-    for key in sorted(up_shapes):
+    for key in up_shapes:  # module order: weights before biases, as the module declares them
         if up_shapes[key] != down_shapes[key]:
             return (f"shape mismatch for '{local}.{key}': upstream '{upstream}.{remote}' has "
                     f"{list(up_shapes[key])}, this task has {list(down_shapes[key])}. "
@@ -187,7 +187,7 @@ def check_graph(spec: Graph, graph: nx.DiGraph | None = None) -> list[tuple[Loc,
 
 def _raise(problems: list[tuple[Loc, str]], source: SourceMap | None, spec: Graph) -> None:
     issues = [
-        source.issue(loc, msg) if source else SpecIssue(message=msg, path=".".join(loc), file=f"<{spec.name}>")
+        source.issue(loc, msg, at_key=True) if source else SpecIssue(message=msg, path=".".join(loc), file=f"<{spec.name}>")
         for loc, msg in problems
     ]
     cycle = None

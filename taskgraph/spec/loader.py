@@ -237,7 +237,7 @@ def _translate(error: dict[str, Any], source: SourceMap) -> list[SpecIssue]:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
     if kind == "value_error" and isinstance(error.get("ctx", {}).get("error"), NameProblems):
-        return [source.issue(p_loc, msg) for p_loc, msg in error["ctx"]["error"].problems]
+        return [source.issue(p_loc, msg, at_key=p_loc[-2] == "depends_on") for p_loc, msg in error["ctx"]["error"].problems]
     if kind == "extra_forbidden":
         model = _model_at(loc)
         key = str(loc[-1])
@@ -318,7 +318,7 @@ def parse_spec(
             issues += _translate(error, source)
         # Name problems are checked on the raw data too: the model validator that finds them
         # only runs once everything else is valid, and users want all errors in one pass.
-        issues += [source.issue(loc, msg) for loc, msg in _raw_name_problems(data)]
+        issues += [source.issue(loc, msg, at_key=loc[-2] == "depends_on") for loc, msg in _raw_name_problems(data)]
         raise SpecError(_dedupe(issues)) from None
     if issues:
         raise SpecError(issues)

@@ -1,0 +1,82 @@
+"""The ready-set scheduler on a real local Ray, with toy node functions (no training)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from taskgraph.errors import ExecutionError
+from taskgraph.execute.scheduler import NodeJob, run_jobs
+
+
+def sleepy(name, payload, inputs):
+    """A toy node: sleeps, then returns its name plus what it received."""
+    time.sleep(payload.get("sleep", 0.0))
+    if payload.get("fail"):
+        raise ValueError(f"{name} was told to fail")
+    received = {k: v["value"] for k, v in inputs.items()}
+    return {"value": np.full(3, payload.get("value", 1.0)), "received": received}, {"received": sorted(received)}
+
+
+def diamond(sleep=0.0, **overrides):
+    jobs = {
+        "a": NodeJob("a", payload={"sleep": sleep, "value": 1.0}),
+        "b": NodeJob("b", ("a",), ("a",), payload={"sleep": sleep, "value": 2.0}),
+        "c": NodeJob("c", ("a",), ("a",), payload={"sleep": sleep, "value": 3.0}),
+        "d": NodeJob("d", ("b", "c"), ("b", "c"), payload={"sleep": 0.0}),
+    }
+    for name, payload in overrides.items():
+        jobs[name] = NodeJob(jobs[name].name, jobs[name].upstream, jobs[name].inputs, payload={**jobs[name].payload, **payload})
+    return list(jobs.values())
+
+
+def test_diamond_branches_overlap_and_states_flow(ray_local):
+    records = run_jobs(diamond(sleep=1.0), sleepy)
+    assert all(r.status == "done" for r in records.values())
+    b, c = records["b"], records["c"]
+    assert b.started_at < c.ended_at and c.started_at < b.ended_at, "independent branches must run side by side"
+    assert records["d"].started_at >= max(b.ended_at, c.ended_at)
+    assert records["d"].meta == {"received": ["b", "c"]}
+    assert records["a"].host and records["a"].worker_id and records["a"].pid
+
+
+def test_failure_skips_descendants_but_independent_branches_finish(ray_local):
+    jobs = diamond(b={"fail": True}) + [NodeJob("e", payload={})]
+    records = run_jobs(jobs, sleepy)
+    assert records["b"].status == "failed" and "b was told to fail" in records["b"].error
+    assert "ValueError" in records["b"].error and records["b"].traceback
+    assert records["d"].status == "skipped" and "'b' failed" in records["d"].error
+    assert records["c"].status == "done" and records["e"].status == "done"
+
+
+def test_fail_fast_stops_the_rest(ray_local):
+    jobs = [NodeJob("bad", payload={"fail": True}), NodeJob("after", ("bad",), payload={}),
+            NodeJob("slow", payload={"sleep": 0.5}), NodeJob("later", ("slow",), payload={})]
+    records = run_jobs(jobs, sleepy, keep_going=False)
+    assert records["bad"].status == "failed"
+    assert records["after"].status == "skipped"
+    assert records["later"].status in ("skipped", "done")  # may have finished before the failure arrived
+    assert any(r.status == "skipped" and "--fail-fast" in (r.error or "") for r in records.values())
+
+
+def test_given_states_are_not_rerun(ray_local):
+    calls = run_jobs(diamond(), sleepy, given={"a": {"value": np.full(3, 9.0), "received": {}}})
+    assert calls["a"].status == "cached"
+    assert calls["b"].status == "done" and calls["d"].status == "done"
+
+
+def test_infeasible_resources_fail_at_submit_time(ray_local):
+    with pytest.raises(ExecutionError, match=r"node 'big' asks for 1 CPUs and 1 GPUs.*--cpu-only"):
+        run_jobs([NodeJob("big", gpus=1.0, payload={})], sleepy)
+    with pytest.raises(ExecutionError, match="asks for 64 CPUs"):
+        run_jobs([NodeJob("wide", cpus=64, payload={})], sleepy)
+
+
+def test_priority_orders_ready_nodes_when_resources_are_short(ray_local):
+    # 2 CPUs, three 2-CPU nodes ready at once: the highest priority must go first
+    jobs = [NodeJob(n, cpus=2.0, priority=p, payload={"sleep": 0.2}) for n, p in (("low", 1.0), ("high", 9.0), ("mid", 5.0))]
+    records = run_jobs(jobs, sleepy)
+    order = sorted(records, key=lambda n: records[n].started_at)
+    assert order == ["high", "mid", "low"]

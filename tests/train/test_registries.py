@@ -1,0 +1,38 @@
+"""Every name the spec accepts has an implementation, and every implementation is reachable from the spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskgraph.spec.components import DataConfig, LossConfig, METRICS, ModuleConfig, names_of
+from taskgraph.train.data import LOADERS
+from taskgraph.train.losses import LOSSES
+from taskgraph.train.metrics import METRIC_FNS
+from taskgraph.train.modules import MODULES, build_module
+from pydantic import TypeAdapter
+
+
+def test_spec_names_match_registries():
+    assert set(names_of(ModuleConfig, "type")) == set(MODULES.names())
+    assert set(names_of(LossConfig, "type")) == set(LOSSES.names())
+    assert set(names_of(DataConfig, "loader")) == set(LOADERS.names())
+    assert set(METRICS) - {"loss"} == set(METRIC_FNS.names())
+
+
+EXAMPLES = {
+    "mlp": {"type": "mlp", "in": 6, "hidden": [5, 4], "out": 3},
+    "linear": {"type": "linear", "in": 6, "out": 2},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_param_shapes_match_built_module(name):
+    config = TypeAdapter(ModuleConfig).validate_python(EXAMPLES[name])
+    module = build_module(config, None, name)
+    built = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    assert built == config.param_shapes(None)
+
+
+def test_every_module_type_has_a_shape_example():
+    missing = set(MODULES.names()) - set(EXAMPLES)
+    assert not missing, f"add an example config for {sorted(missing)} to EXAMPLES in this file"
