@@ -1,9 +1,10 @@
 """Live progress from workers to the driver through a Ray actor, not through files.
 
 Workers push small dicts to a ``ProgressHub`` actor, fire and forget: training never waits for
-the driver. The driver keeps one ``hub.drain`` call in flight beside the node futures in its
-``ray.wait``, so it wakes when a node ends *or* progress arrives: no polling interval, and no
-latency added to a node's completion.
+the driver. The driver drains the hub when its ``ray.wait`` times out (every ``DRAIN_EVERY_S``)
+and when a node ends, so a node's completion is never delayed by progress. The hub is a plain
+(single-threaded) actor on purpose: Ray runs one caller's calls to it in submission order, so
+events arrive in the order the node sent them (an async actor reorders them).
 
 Node code reports through ``report(event)``, a no-op outside a run with progress, the way
 ``ray.train.report`` finds its session: the scheduler's ``node_fn(name, payload, inputs)``
@@ -12,54 +13,54 @@ contract stays the same, and execute never imports the code that trains.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["ProgressHub", "Reporter", "report", "reporting", "start_hub", "STEP_INTERVAL_S"]
+__all__ = ["ProgressHub", "Reporter", "report", "reporting", "start_hub", "STEP_INTERVAL_S", "DRAIN_EVERY_S"]
 
 #: At most one ``step`` event per node per this many seconds: bars move inside an epoch,
 #: and a fast node cannot flood the driver. Epoch, start and end events are never dropped.
 STEP_INTERVAL_S = 0.25
 
+#: How often the driver collects events while no node finishes: the live view's refresh period.
+DRAIN_EVERY_S = 0.25
+
 _current: ContextVar[Reporter | None] = ContextVar("taskgraph_progress_reporter", default=None)
 
 
 class ProgressHub:
-    """The mailbox between workers and the driver (an async actor: ``push`` and ``drain`` interleave)."""
+    """The mailbox between workers and the driver."""
 
     def __init__(self) -> None:
         self._events: list[dict[str, Any]] = []
-        self._arrived = asyncio.Event()
-        self._closed = False
 
-    async def push(self, event: dict[str, Any]) -> None:
+    def push(self, event: dict[str, Any]) -> None:
         self._events.append(event)
-        self._arrived.set()
 
-    async def drain(self, wait_s: float = 0.0) -> list[dict[str, Any]]:
-        """Every event so far, waiting up to ``wait_s`` for the first one (a long poll)."""
-        if not self._events and wait_s > 0 and not self._closed:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), wait_s)
+    def drain(self) -> list[dict[str, Any]]:
+        """Every event since the last drain, oldest first."""
         events, self._events = self._events, []
-        self._arrived.clear()
         return events
 
-    async def close(self) -> None:
-        """Wake a waiting ``drain`` now: the driver is collecting the last events."""
-        self._closed = True
-        self._arrived.set()
+
+_hub: tuple[str, Any] | None = None  # (Ray job id, handle): one hub per driver process and Ray session
 
 
 def start_hub() -> Any:
-    """A fresh hub actor on the connected Ray. It asks for no CPU, so it never takes a node's slot."""
+    """The hub actor of this driver, started once per Ray session (starting an actor costs a worker
+    process, ~0.5 s: runs in one process share it). It asks for no CPU, so it never takes a node's slot."""
     import ray
 
-    return ray.remote(num_cpus=0, max_restarts=0)(ProgressHub).remote()
+    global _hub
+    job = ray.get_runtime_context().get_job_id()
+    if _hub is None or _hub[0] != job:
+        _hub = (job, ray.remote(num_cpus=0, max_restarts=0)(ProgressHub).remote())
+    else:
+        _hub[1].drain.remote()  # drop stragglers of an earlier run (a cancelled node's last words)
+    return _hub[1]
 
 
 class Reporter:
@@ -79,7 +80,7 @@ class Reporter:
 
     def finish(self, event: dict[str, Any]) -> None:
         """The node's last event, pushed *and waited for*: the hub then holds every event of this
-        node (one caller's actor calls start in order) before the node's result reaches the driver."""
+        node (one caller's calls run in order) before the node's result reaches the driver."""
         import ray
 
         ray.get(self.hub.push.remote({"node": self.node, "time": time.time(), **event}))

@@ -21,7 +21,7 @@ import ray
 
 from taskgraph.errors import ExecutionError, TaskgraphError
 from taskgraph.execute.cluster import node_capacities
-from taskgraph.execute.progress import Reporter, reporting, start_hub
+from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, reporting, start_hub
 
 __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
 
@@ -94,9 +94,6 @@ def _execute(
 
 _remote_execute = ray.remote(num_returns=2)(_execute)
 
-#: How long one ``drain`` long poll waits for events before returning empty (then re-issued).
-_DRAIN_WAIT_S = 5.0
-
 
 def _check_feasible(jobs: list[NodeJob]) -> None:
     """Refuse at submit time a node no Ray node can hold: Ray itself would wait forever."""
@@ -167,7 +164,6 @@ def run_jobs(
     children_left = {name: len(children.get(name, [])) for name in by_name}
 
     hub = start_hub() if on_progress else None
-    drain_ref: ray.ObjectRef | None = hub.drain.remote(_DRAIN_WAIT_S) if hub is not None else None
 
     def notify(record: NodeRecord) -> None:
         if on_update:
@@ -215,18 +211,18 @@ def run_jobs(
                 records[node].error = f"upstream node '{name}' failed"
                 notify(records[node])
 
-    def deliver(events: list[dict[str, Any]]) -> None:
-        for event in events:
+    def drain_progress() -> None:
+        for event in ray.get(hub.drain.remote()):
             on_progress(event)  # type: ignore[misc]
 
     submit_ready()
     while pending:
-        ready_refs, _ = ray.wait(list(pending) + ([drain_ref] if drain_ref is not None else []), num_returns=1)
-        meta_ref = ready_refs[0]
-        if drain_ref is not None and meta_ref == drain_ref:
-            deliver(ray.get(drain_ref))
-            drain_ref = hub.drain.remote(_DRAIN_WAIT_S)
+        ready_refs, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None)
+        if hub is not None:
+            drain_progress()  # on a node's end too: its last events come before its record
+        if not ready_refs:
             continue
+        meta_ref = ready_refs[0]
         name, state_ref = pending.pop(meta_ref)
         job, record = by_name[name], records[name]
         in_use["CPU"] -= job.cpus
@@ -267,8 +263,5 @@ def run_jobs(
         notify(record)
         submit_ready()
     if hub is not None:
-        # Wake the long poll in flight, then collect whatever arrived after it.
-        hub.close.remote()
-        deliver(ray.get(drain_ref) + ray.get(hub.drain.remote(0.0)))
-        ray.kill(hub)
+        drain_progress()
     return records
