@@ -142,6 +142,7 @@ class ListWhat(str, Enum):
     losses = "losses"
     loaders = "loaders"
     metrics = "metrics"
+    weightings = "weightings"
     all = "all"
 
 
@@ -149,12 +150,14 @@ class ListWhat(str, Enum):
 def list_(what: Annotated[ListWhat, typer.Argument(help="Which names to list.")] = ListWhat.all) -> None:
     """The names a graph file may use (or 'package.module:name' for your own code)."""
     from taskgraph.spec.components import METRICS, DataConfig, LossConfig, ModuleConfig, names_of
+    from taskgraph.spec.weighting import weighting_names
 
     tables = {
         "modules": ("type", names_of(ModuleConfig, "type")),
         "losses": ("type", names_of(LossConfig, "type")),
         "loaders": ("loader", names_of(DataConfig, "loader")),
         "metrics": ("metrics", METRICS),
+        "weightings": ("weighting.method", weighting_names()),
     }
     for key, (field, names) in tables.items():
         if what.value not in ("all", key):

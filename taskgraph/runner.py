@@ -77,7 +77,9 @@ def build_jobs(spec: Graph, plan: Plan, run_dir: RunDir) -> list[Any]:
             for up, dep in sorted(task.depends_on.items())
             for local, remote in dep.share.items()
         )
-        request = NodeRequest(name, task, spec.data[task.data], node_seed(task.seed or 0, name), inherits)
+        sources = tuple((d, spec.data[d]) for d in task.data_sources()) if task.kind == "multitask" else ()
+        request = NodeRequest(name, task, spec.data[task.data], node_seed(task.seed or 0, name), inherits,
+                              sources=sources)
         jobs.append(
             NodeJob(
                 name=name,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from taskgraph.spec.loader import SourceMap
     from taskgraph.spec.models import Graph, Task
 
-__all__ = ["Plan", "NodePlan", "build_graph", "check_graph", "make_plan", "module_dims", "node_cost"]
+__all__ = ["Plan", "NodePlan", "build_graph", "check_graph", "make_plan", "module_dims", "node_modules", "node_cost"]
 
 Loc = tuple[str, ...]
 
@@ -109,15 +109,31 @@ def _check_cycle(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
     ]
 
 
+def node_modules(task: Any) -> dict[str, Any]:
+    """Every named module of a node: a single-task node's chain, or a joint node's trunk then heads."""
+    return dict(getattr(task, "all_modules", None) or task.modules)
+
+
 def module_dims(spec: Graph, task: Task) -> dict[str, int | None]:
-    """Input width of each module of a task, inferred along the chain (None where unknown)."""
+    """Input width of each module of a node, inferred along the chain (None where unknown).
+
+    For a joint node, a head's input is the concatenation of the outputs it reads (default: the
+    trunk's last module), so its width is their sum.
+    """
     data = spec.data.get(task.data)
     width = data.feature_dim if data is not None else None
     dims: dict[str, int | None] = {}
+    outs: dict[str, int | None] = {}
     for name, module in task.modules.items():
         in_dim = module.resolved_in(width)
         dims[name] = in_dim
-        width = module.output_dim(in_dim)
+        width = outs[name] = module.output_dim(in_dim)
+    last = list(task.modules)[-1]
+    for name, head in getattr(task, "heads", {}).items():
+        sources = [outs.get(src) for src in (head.input or (last,))]
+        summed = None if any(w is None for w in sources) else sum(sources)  # type: ignore[arg-type]
+        dims[name] = head.module.resolved_in(summed)
+        outs[name] = head.module.output_dim(dims[name])
     return dims
 
 
@@ -131,16 +147,16 @@ def _check_shared_modules(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str
             source = spec.tasks[upstream]
             for local, remote in dep.share.items():
                 loc = ("tasks", name, "depends_on", upstream, "share", local)
-                if local not in task.modules:
+                if local not in node_modules(task):
                     problems.append(
                         (loc, f"task '{name}' has no module '{local}' to receive '{upstream}.{remote}'. "
-                              f"Its modules: {', '.join(task.modules)}.")
+                              f"Its modules: {', '.join(node_modules(task))}.")
                     )
                     continue
-                if remote not in source.modules:
+                if remote not in node_modules(source):
                     problems.append(
                         (loc, f"upstream task '{upstream}' has no module '{remote}' to share. "
-                              f"Its modules: {', '.join(source.modules)}.")
+                              f"Its modules: {', '.join(node_modules(source))}.")
                     )
                     continue
                 mismatch = _shape_mismatch(spec, upstream, remote, name, local)
@@ -151,7 +167,7 @@ def _check_shared_modules(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str
 
 def _shape_mismatch(spec: Graph, upstream: str, remote: str, name: str, local: str) -> str | None:
     up_task, down_task = spec.tasks[upstream], spec.tasks[name]
-    up_mod, down_mod = up_task.modules[remote], down_task.modules[local]
+    up_mod, down_mod = node_modules(up_task)[remote], node_modules(down_task)[local]
     if up_mod.type != down_mod.type:
         return (f"'{upstream}.{remote}' is a {up_mod.type} but '{name}.{local}' is a {down_mod.type}. "
                 "Declare the same module on both sides.")

@@ -14,16 +14,26 @@ from typing import Annotated, Any, Union
 from pydantic import Discriminator, Tag
 
 from taskgraph.spec.base import is_custom_ref
-from taskgraph.spec.data import CustomData, SyntheticShapesData
+from taskgraph.spec.data import Conll2000Data, CustomData, SyntheticShapesData
 from taskgraph.spec.losses import (
+    AdversarialLoss,
     BinaryCrossEntropyLoss,
     CrossEntropyLoss,
+    CTCLoss,
+    InfoNCELoss,
     CustomLoss,
     HuberLoss,
     L1Loss,
     MSELoss,
 )
-from taskgraph.spec.modules import CustomModule, LinearModule, MLPModule
+from taskgraph.spec.modules import (
+    BiLSTMModule,
+    CustomModule,
+    EmbeddingModule,
+    GradientReversalModule,
+    LinearModule,
+    MLPModule,
+)
 
 __all__ = ["ModuleConfig", "LossConfig", "DataConfig", "METRICS", "names_of"]
 
@@ -44,6 +54,9 @@ ModuleConfig = Annotated[
     Union[
         Annotated[MLPModule, Tag("mlp")],
         Annotated[LinearModule, Tag("linear")],
+        Annotated[EmbeddingModule, Tag("embedding")],
+        Annotated[BiLSTMModule, Tag("bilstm")],
+        Annotated[GradientReversalModule, Tag("gradient_reversal")],
         Annotated[CustomModule, Tag("custom")],
     ],
     Discriminator(_tag("type")),
@@ -57,6 +70,9 @@ LossConfig = Annotated[
         Annotated[MSELoss, Tag("mse")],
         Annotated[L1Loss, Tag("l1")],
         Annotated[HuberLoss, Tag("huber")],
+        Annotated[CTCLoss, Tag("ctc")],
+        Annotated[AdversarialLoss, Tag("adversarial")],
+        Annotated[InfoNCELoss, Tag("infonce")],
         Annotated[CustomLoss, Tag("custom")],
     ],
     Discriminator(_tag("type")),
@@ -66,6 +82,7 @@ LossConfig = Annotated[
 DataConfig = Annotated[
     Union[
         Annotated[SyntheticShapesData, Tag("synthetic_shapes")],
+        Annotated[Conll2000Data, Tag("conll2000")],
         Annotated[CustomData, Tag("custom")],
     ],
     Discriminator(_tag("loader")),
@@ -76,8 +93,9 @@ DataConfig = Annotated[
 
 #: Metric names a task may list, with what they measure (implemented in ``taskgraph.train.metrics``).
 METRICS: dict[str, str] = {
-    "accuracy": "share of correct predictions (argmax, or logit > 0 for one output)",
+    "accuracy": "share of correct predictions (argmax, or logit > 0 for one output); labels -100 are ignored",
     "macro_f1": "unweighted mean of per-class F1 scores",
+    "span_f1": "span-level F1 of IOB chunks (conlleval; labels O=0, B-k=2k+1, I-k=2k+2, -100 ignored)",
     "mse": "mean squared error",
     "mae": "mean absolute error",
     "loss": "the task's own loss on the validation split",

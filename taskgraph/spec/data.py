@@ -47,3 +47,26 @@ class CustomData(Open):
     @property
     def feature_dim(self) -> int | None:
         return None
+
+
+class Conll2000Data(Frozen):
+    """CoNLL-2000 WSJ text with POS and chunk tags: padded word ids ``x``, ``pos``, ``chunk``, ``length``.
+
+    Validation is the official test file (CoNLL-2000 has no development set). Words are mapped
+    with a train-only vocabulary (0 = padding, 1 = unknown); chunk tags are IOB ids in
+    ``span_f1``'s encoding (O = 0, B-k = 2k+1, I-k = 2k+2); padding labels are -100.
+    """
+
+    loader: Literal["conll2000"]
+    root: str = Field(
+        "../shared/data/conll2000",
+        description="Folder with train.txt and test.txt; a relative path is resolved against the repository.",
+    )
+    max_sentences: int | None = Field(None, ge=1, description="Use only the first N training sentences (tests).")
+    max_val_sentences: int | None = Field(None, ge=1, description="Use only the first N test sentences.")
+    vocab_size: int = Field(20000, ge=3, description="Ids kept: the most frequent training words, plus pad and unknown.")
+    lowercase: bool = False
+
+    @property
+    def feature_dim(self) -> int | None:
+        return None  # word ids, not features: the first module is an embedding

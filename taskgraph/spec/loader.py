@@ -33,8 +33,10 @@ class SourceMap:
 
     def locate(self, loc: Loc) -> tuple[int | None, int | None, str]:
         """(line, column, dotted path) of ``loc``; steps that are not keys (union tags) are skipped."""
+        keyed = tuple(_key_steps(self.data, loc))  # union tags (`single`, `multitask`) are not keys
         for prefix, text in self.overrides.items():
-            if tuple(loc[: len(prefix)]) == prefix:
+            if tuple(loc[: len(prefix)]) == prefix or keyed[: len(prefix)] == prefix:
+
                 return None, None, _dotted(_key_steps(self.data, loc)) + f" (from --set {text})"
         node, value, steps = self.root, self.data, []
         for step in loc:
@@ -251,12 +253,12 @@ def _translate(error: dict[str, Any], source: SourceMap) -> list[SpecIssue]:
         tag = ctx.get("tag", "?")
         expected = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
         expected = [t for t in expected if t != "custom"]
-        field_name = "loader" if loc and loc[0] == "data" else "type"
+        field_name = _tag_field(loc, ctx)
+        custom = "" if field_name in ("method", "kind") else " Or name your own as 'package.module:name'."
         return [
             source.issue(
                 (*loc, field_name),
-                f"unknown {field_name} '{tag}'.{suggest(str(tag), expected)} "
-                "Or name your own as 'package.module:name'. See `taskgraph list`.",
+                f"unknown {field_name} '{tag}'.{suggest(str(tag), expected)}{custom} See `taskgraph list`.",
             )
         ]
     if kind == "union_tag_not_found":
@@ -271,6 +273,16 @@ def _translate(error: dict[str, Any], source: SourceMap) -> list[SpecIssue]:
     if kind not in ("value_error",) and not isinstance(got, (dict, list)):
         msg += f" (got {got!r})"
     return [source.issue(loc, msg + ("" if msg.endswith(".") else "."))]
+
+
+def _tag_field(loc: Loc, ctx: dict[str, Any]) -> str:
+    """The key a union error is about: ``method`` (weightings), ``kind`` (tasks), ``loader`` or ``type``."""
+    named = str(ctx.get("discriminator", "")).strip("'")
+    if named.isidentifier():
+        return named
+    if len(loc) == 2 and loc[0] == "tasks":
+        return "kind"
+    return "loader" if loc and loc[0] == "data" else "type"
 
 
 def _raw_name_problems(data: Any) -> list[tuple[Loc, str]]:

@@ -54,3 +54,32 @@ class CustomLoss(Open):
     type: str = Field(pattern=CUSTOM_PATTERN)
     target: str
     weight: float = Field(1.0, ge=0.0)
+
+
+class CTCLoss(_LossBase):
+    """Connectionist temporal classification: frame logits ``(batch, time, classes)`` against
+    unaligned label sequences ``(batch, labels)`` padded with ``pad``; class ``blank`` is the blank."""
+
+    type: Literal["ctc"]
+    blank: int = Field(0, ge=0)
+    pad: int = -100
+    zero_infinity: bool = True
+
+
+class AdversarialLoss(_LossBase):
+    """A discriminator head behind a gradient-reversal layer: the head learns to tell the domain
+    (or task) ``target`` apart while the trunk, receiving ``-scale`` times its gradient, learns to hide it."""
+
+    type: Literal["adversarial"]
+    scale: float = Field(1.0, ge=0.0, description="Strength of the reversed gradient reaching the trunk.")
+    ignore_index: int = -100
+
+
+class InfoNCELoss(_LossBase):
+    """InfoNCE / Deep InfoMax-style mutual-information bound between this head's output and
+    ``target``, another representation (a module or head name of the node, or a data field).
+    Matching examples of a batch are positives, the other examples negatives."""
+
+    type: Literal["infonce"]
+    temperature: float = Field(0.1, gt=0.0)
+    symmetric: bool = True

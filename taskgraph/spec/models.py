@@ -7,14 +7,16 @@
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from taskgraph.spec.base import Frozen
 from taskgraph.spec.components import METRICS, DataConfig, LossConfig, ModuleConfig
+from taskgraph.spec.weighting import EqualWeighting, WeightingConfig
 
-__all__ = ["Resources", "TrainConfig", "Dependency", "Task", "Defaults", "Graph", "suggest"]
+__all__ = ["Resources", "TrainConfig", "Dependency", "Task", "Head", "Sampling", "MultiTaskNode", "Node",
+           "Defaults", "Graph", "suggest"]
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -72,6 +74,7 @@ class Dependency(Frozen):
 class Task(Frozen):
     """One node of the graph: a model made of named modules applied in order, trained on one loss."""
 
+    kind: Literal["single"] = "single"
     data: Name = Field(description="Name of an entry under the graph's `data`.")
     input: str = Field("x", description="Field of the data fed to the first module.")
     depends_on: dict[Name, Dependency] = Field(default_factory=dict)
@@ -101,6 +104,126 @@ class Task(Frozen):
         return value
 
 
+def _check_metrics(value: tuple[str, ...]) -> tuple[str, ...]:
+    for name in value:
+        if name not in METRICS:
+            raise ValueError(f"unknown metric '{name}'.{suggest(name, METRICS)}")
+    return value
+
+
+class Head(Frozen):
+    """One task of a joint node: a head module on the trunk (and/or other heads) with its own loss."""
+
+    module: ModuleConfig
+    loss: LossConfig
+    input: tuple[Name, ...] | None = Field(
+        None, description="Trunk modules or other heads whose outputs (concatenated) feed this head; "
+        "default: the trunk's last module."
+    )
+    data: Name | None = Field(None, description="This task's data source; default: the node's `data`.")
+    metrics: tuple[str, ...] = ()
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_metrics(value)
+
+
+class Sampling(Frozen):
+    """How a joint node with several data sources fills a step: a batch from each source, sized by
+    ``rule``: ``round_robin`` equal shares, ``proportional`` to the source sizes, ``temperature``
+    proportional to size ** (1 / temperature) (T=1 proportional, T -> inf equal)."""
+
+    rule: Literal["round_robin", "proportional", "temperature"] = "proportional"
+    temperature: float = Field(2.0, gt=0.0)
+
+
+class MultiTaskNode(Frozen):
+    """A joint node: several tasks trained at once on one shared trunk, with a head each.
+
+    ``modules`` is the trunk (applied in order); each head is also a named module, so a joint node
+    hands its trunk or any head downstream, and inherits them from upstream, like a single-task node.
+    """
+
+    kind: Literal["multitask"]
+    data: Name = Field(description="The default data source of the heads.")
+    input: str = Field("x", description="Field of the data fed to the trunk.")
+    depends_on: dict[Name, Dependency] = Field(default_factory=dict)
+    modules: dict[Name, ModuleConfig] = Field(min_length=1, description="The shared trunk, applied in order.")
+    heads: dict[Name, Head] = Field(min_length=1)
+    weighting: WeightingConfig = EqualWeighting()
+    sampling: Sampling = Sampling()
+    resources: Resources | None = None
+    train: TrainConfig | None = None
+    cost: float | None = Field(None, gt=0.0, description="Estimated seconds, for the critical path.")
+    seed: int | None = None
+
+    _list_means_order_only = field_validator("depends_on", mode="before")(Task._list_means_order_only.__func__)
+
+    @model_validator(mode="after")
+    def _heads_resolve(self) -> MultiTaskNode:
+        problems: list[tuple[tuple[str, ...], str]] = []
+        clash = sorted(set(self.heads) & set(self.modules))
+        for name in clash:
+            problems.append((("heads", name), f"'{name}' names both a trunk module and a head. Rename one."))
+        order = list(self.heads)
+        for name, head in self.heads.items():
+            for i, src in enumerate(head.input or ()):
+                if src in self.modules:
+                    continue
+                if src == name:
+                    problems.append((("heads", name, "input", i), "a head cannot read its own output."))
+                elif src not in self.heads:
+                    known = [*self.modules, *self.heads]
+                    problems.append((("heads", name, "input", i), f"unknown module or head '{src}'.{suggest(src, known)}"))
+                elif order.index(src) > order.index(name):
+                    problems.append((("heads", name, "input", i),
+                                     f"head '{src}' is declared after '{name}'. List '{src}' first under `heads`."))
+        if getattr(self.weighting, "level", None) == "representation" or self.weighting.method == "gradnorm":
+            last = list(self.modules)[-1]
+            for name, head in self.heads.items():
+                for i, src in enumerate(head.input or ()):
+                    if src in self.modules and src != last:
+                        problems.append((("heads", name, "input", i),
+                                         f"'{self.weighting.method}' works on the shared representation, the output "
+                                         f"of '{last}'; this head reads '{src}'. Read '{last}' or a head, or use "
+                                         "`level: parameters`."))
+        weights = getattr(self.weighting, "weights", {}) or {}
+        for task in weights:
+            if task not in self.heads:
+                problems.append((("weighting", "weights", task), f"unknown task '{task}'.{suggest(task, self.heads)}"))
+        if problems:
+            raise NameProblems([(loc, msg) for loc, msg in problems])
+        return self
+
+    @property
+    def all_modules(self) -> dict[str, Any]:
+        """Trunk modules then heads, by name: what edges can share."""
+        return {**self.modules, **{name: head.module for name, head in self.heads.items()}}
+
+    def data_sources(self) -> tuple[str, ...]:
+        """Every data source the node reads, its own first."""
+        names = [self.data] + [h.data for h in self.heads.values() if h.data]
+        return tuple(dict.fromkeys(names))
+
+
+def _kind(value: Any) -> str:
+    """Missing ``kind`` means a single-task node, so existing graph files stay valid."""
+    raw = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return raw or "single"
+
+
+Node = Annotated[
+    Union[Annotated[Task, Tag("single")], Annotated[MultiTaskNode, Tag("multitask")]],
+    Discriminator(_kind),
+]
+
+
 class Defaults(Frozen):
     """Values every task inherits unless it sets its own (merged field by field)."""
 
@@ -115,11 +238,11 @@ class Graph(Frozen):
     seed: int = 0
     defaults: Defaults = Defaults()
     data: dict[Name, DataConfig] = Field(default_factory=dict)
-    tasks: dict[Name, Task]
+    tasks: dict[Name, Node]
 
     @field_validator("tasks")
     @classmethod
-    def _not_empty(cls, value: dict[str, Task]) -> dict[str, Task]:
+    def _not_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
         if not value:
             raise ValueError("the graph has no tasks. Add at least one entry under `tasks:`.")
         return value
@@ -132,6 +255,10 @@ class Graph(Frozen):
                 problems.append(
                     (("tasks", name, "data"), f"unknown data source '{task.data}'.{suggest(task.data, self.data)}")
                 )
+            for head_name, head in getattr(task, "heads", {}).items():
+                if head.data is not None and head.data not in self.data:
+                    problems.append((("tasks", name, "heads", head_name, "data"),
+                                     f"unknown data source '{head.data}'.{suggest(head.data, self.data)}"))
             for dep in task.depends_on:
                 if dep == name:
                     problems.append((("tasks", name, "depends_on", dep), "a task cannot depend on itself."))

@@ -93,3 +93,58 @@ class CustomModule(Open):
 
     def resolved_in(self, in_dim: int | None) -> int | None:
         return self.in_features if self.in_features is not None else in_dim
+
+
+class EmbeddingModule(_ModuleBase):
+    """A lookup table from token ids to vectors: the first module of a text trunk (id 0 is padding)."""
+
+    type: Literal["embedding"]
+    vocab: int = Field(gt=1, description="Number of ids; the data's `vocab_size` (ids are < vocab).")
+    dim: int = Field(gt=0)
+    padding_idx: int | None = Field(0, ge=0, description="This id maps to a fixed zero vector (padding).")
+
+    def output_dim(self, in_dim: int | None) -> int | None:
+        return self.dim
+
+    def param_shapes(self, in_dim: int | None) -> dict[str, Shape] | None:
+        return {"weight": (self.vocab, self.dim)}  # independent of the input: ids, not features
+
+
+class BiLSTMModule(_ModuleBase):
+    """A bidirectional LSTM over ``(batch, time, features)``; output width ``2 * hidden``."""
+
+    type: Literal["bilstm"]
+    hidden: int = Field(gt=0)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Between LSTM layers and on the output.")
+
+    def output_dim(self, in_dim: int | None) -> int | None:
+        return 2 * self.hidden
+
+    def param_shapes(self, in_dim: int | None) -> dict[str, Shape] | None:
+        width = self.resolved_in(in_dim)
+        if width is None:
+            return None
+        shapes: dict[str, Shape] = {}
+        gates = 4 * self.hidden
+        for layer in range(self.layers):
+            layer_in = width if layer == 0 else 2 * self.hidden
+            for suffix in ("", "_reverse"):  # torch.nn.LSTM's names, under our `lstm.` attribute
+                shapes[f"lstm.weight_ih_l{layer}{suffix}"] = (gates, layer_in)
+                shapes[f"lstm.weight_hh_l{layer}{suffix}"] = (gates, self.hidden)
+                shapes[f"lstm.bias_ih_l{layer}{suffix}"] = (gates,)
+                shapes[f"lstm.bias_hh_l{layer}{suffix}"] = (gates,)
+        return shapes
+
+
+class GradientReversalModule(_ModuleBase):
+    """Identity forward, gradient times ``-scale`` backward (domain-adversarial training, Ganin 2015)."""
+
+    type: Literal["gradient_reversal"]
+    scale: float = Field(1.0, ge=0.0)
+
+    def output_dim(self, in_dim: int | None) -> int | None:
+        return self.resolved_in(in_dim)
+
+    def param_shapes(self, in_dim: int | None) -> dict[str, Shape] | None:
+        return {}

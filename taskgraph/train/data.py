@@ -107,3 +107,6 @@ def subsample(split: Split, fraction: float, seed: int) -> Split:
     keep = max(1, int(round(n * fraction)))
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep]
     return {k: v[idx] for k, v in split.items()}
+
+
+import taskgraph.train.datasets.conll2000  # noqa: E402,F401  (registers `conll2000`)

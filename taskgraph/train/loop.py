@@ -48,6 +48,8 @@ class NodeRequest:
     data: Any
     seed: int
     inherits: tuple[Inheritance, ...] = ()
+    #: A joint node's data sources by name (``data`` is its own one); empty for single-task nodes.
+    sources: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass
@@ -114,6 +116,10 @@ def train_node(
     device: torch.device | None = None,
 ) -> NodeOutput:
     """Train one node from its request and the states of the upstream nodes it inherits from."""
+    if request.task.kind == "multitask":  # joint node: shared trunk, a head per task
+        from taskgraph.train.multitask import train_joint_node
+
+        return train_joint_node(request, upstream_states, report, device)
     task, where = request.task, f"tasks.{request.name}"
     device = device or pick_device(task.resources.gpus if task.resources else 0.0)
     torch.manual_seed(request.seed)

@@ -12,7 +12,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from taskgraph.spec.losses import BinaryCrossEntropyLoss, CrossEntropyLoss, HuberLoss
+from taskgraph.errors import TrainError
+from taskgraph.spec.losses import (
+    AdversarialLoss,
+    BinaryCrossEntropyLoss,
+    CrossEntropyLoss,
+    CTCLoss,
+    HuberLoss,
+    InfoNCELoss,
+)
 from taskgraph.train.registry import Registry
 
 __all__ = ["LOSSES", "compute_loss"]
@@ -59,6 +67,49 @@ def _l1(output: torch.Tensor, target: torch.Tensor, config: Any) -> torch.Tensor
 @LOSSES.register("huber")
 def _huber(output: torch.Tensor, target: torch.Tensor, config: HuberLoss) -> torch.Tensor:
     return F.huber_loss(_match(output, target), target.to(output.dtype), delta=config.delta)
+
+
+@LOSSES.register("ctc")
+def _ctc(output: torch.Tensor, target: torch.Tensor, config: CTCLoss) -> torch.Tensor:
+    """Frame logits ``(batch, time, classes)``; every frame is valid, label lengths come from ``pad``."""
+    log_probs = F.log_softmax(output.float(), dim=-1).transpose(0, 1)  # (time, batch, classes)
+    target = target.long()
+    target_lengths = (target != config.pad).sum(dim=1)
+    input_lengths = torch.full((output.shape[0],), output.shape[1], dtype=torch.long, device=output.device)
+    labels = target.clamp(min=0)  # padded positions are beyond each target length: never read
+    return F.ctc_loss(log_probs, labels, input_lengths, target_lengths, blank=config.blank,
+                      reduction="mean", zero_infinity=config.zero_infinity)
+
+
+@LOSSES.register("adversarial")
+def _adversarial(output: torch.Tensor, target: torch.Tensor, config: AdversarialLoss) -> torch.Tensor:
+    """Cross-entropy of the discriminator; the gradient reversal sits before it (a joint node's adversarial
+    head gets one on its input; in a single-task node, put a ``gradient_reversal`` module before it)."""
+    if output.dim() > 2:
+        output = output.transpose(1, -1)
+    return F.cross_entropy(output, target.long(), ignore_index=config.ignore_index)
+
+
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    """One vector per example: mean over every axis between batch and features (e.g. time)."""
+    return x.flatten(1, -2).mean(dim=1) if x.dim() > 2 else x
+
+
+@LOSSES.register("infonce")
+def _infonce(output: torch.Tensor, target: torch.Tensor, config: InfoNCELoss) -> torch.Tensor:
+    """InfoNCE (van den Oord 2018): -log softmax of the matching pair among the batch, cosine scores."""
+    a, b = _pool(output), _pool(target.to(output.dtype))
+    if a.shape[-1] != b.shape[-1]:
+        raise TrainError(
+            f"infonce: the head gives {a.shape[-1]} features but '{config.target}' has {b.shape[-1]}. "
+            f"Give the head `out: {b.shape[-1]}`."
+        )
+    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / config.temperature
+    labels = torch.arange(len(a), device=a.device)
+    loss = F.cross_entropy(logits, labels)
+    if config.symmetric:
+        loss = 0.5 * (loss + F.cross_entropy(logits.T, labels))
+    return loss
 
 
 def compute_loss(output: torch.Tensor, target: torch.Tensor, config: Any) -> torch.Tensor:

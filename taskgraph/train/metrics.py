@@ -8,7 +8,7 @@ import torch
 
 from taskgraph.train.registry import Registry
 
-__all__ = ["METRIC_FNS", "compute_metric", "predictions"]
+__all__ = ["METRIC_FNS", "compute_metric", "predictions", "iob_spans", "IGNORE"]
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
 METRIC_FNS: Registry[MetricFn] = Registry("metric")
@@ -23,14 +23,28 @@ def predictions(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return output.argmax(dim=-1)
 
 
+#: Label value of padding and missing labels (torch's ``ignore_index``): metrics skip it.
+IGNORE = -100
+
+
+def _labelled(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flattened predictions and labels where a label exists (integer targets != -100)."""
+    pred, true = pred.flatten(), target.flatten()
+    if not true.is_floating_point():
+        keep = true != IGNORE
+        pred, true = pred[keep], true[keep]
+    return pred, true.long()
+
+
 @METRIC_FNS.register("accuracy")
 def accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
-    return (predictions(output, target) == target.long()).float().mean().item()
+    pred, true = _labelled(predictions(output, target), target)
+    return (pred == true).float().mean().item() if len(true) else float("nan")
 
 
 @METRIC_FNS.register("macro_f1")
 def macro_f1(output: torch.Tensor, target: torch.Tensor) -> float:
-    pred, true = predictions(output, target).flatten(), target.long().flatten()
+    pred, true = _labelled(predictions(output, target), target)
     scores = []
     for cls in torch.unique(torch.cat([pred, true])):
         tp = ((pred == cls) & (true == cls)).sum().item()
@@ -54,6 +68,44 @@ def mse(output: torch.Tensor, target: torch.Tensor) -> float:
 @METRIC_FNS.register("mae")
 def mae(output: torch.Tensor, target: torch.Tensor) -> float:
     return _regression(output, target).abs().mean().item()
+
+
+def iob_spans(labels: list[int]) -> set[tuple[int, int, int]]:
+    """(type, start, end) chunks of one IOB sequence with O=0, B-k=2k+1, I-k=2k+2, as conlleval reads it:
+    an I-k that does not continue a k chunk starts one, and any other tag ends the open chunk."""
+    spans: set[tuple[int, int, int]] = set()
+    open_type, start = None, 0
+    for i, tag in enumerate([*labels, 0]):  # a final O closes the last chunk
+        kind = None if tag <= 0 else (tag - 1) // 2
+        begins = tag > 0 and (tag % 2 == 1 or kind != open_type)
+        if open_type is not None and (tag <= 0 or begins):
+            spans.add((open_type, start, i))
+            open_type = None
+        if begins:
+            open_type, start = kind, i
+    return spans
+
+
+@METRIC_FNS.register("span_f1")
+def span_f1(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Micro F1 over chunks (conlleval's FB1 / 100): a chunk counts when its type and both ends match.
+
+    ``output`` is ``(sentences, time, tags)`` (or predicted ids), ``target`` ``(sentences, time)``
+    with -100 on padding, which is dropped before chunks are read.
+    """
+    pred = output.argmax(dim=-1) if output.dim() == target.dim() + 1 else output
+    if target.dim() == 1:
+        pred, target = pred[None], target[None]
+    found = correct = gold = 0
+    for p_row, t_row in zip(pred.long().tolist(), target.long().tolist()):
+        keep = [i for i, t in enumerate(t_row) if t != IGNORE]
+        p_spans = iob_spans([p_row[i] for i in keep])
+        t_spans = iob_spans([t_row[i] for i in keep])
+        found, gold, correct = found + len(p_spans), gold + len(t_spans), correct + len(p_spans & t_spans)
+    if correct == 0:
+        return 0.0
+    precision, recall = correct / found, correct / gold
+    return 2 * precision * recall / (precision + recall)
 
 
 def compute_metric(name: str, output: torch.Tensor, target: torch.Tensor) -> float:

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from taskgraph.errors import TrainError
-from taskgraph.spec.modules import LinearModule, MLPModule
+from taskgraph.spec.modules import BiLSTMModule, EmbeddingModule, GradientReversalModule, LinearModule, MLPModule
 from taskgraph.train.registry import Registry
 
-__all__ = ["MODULES", "build_module", "MLP"]
+__all__ = ["MODULES", "build_module", "MLP", "BiLSTM", "GradientReversal", "reverse_gradient"]
 
 Builder = Callable[[Any, int], nn.Module]
 MODULES: Registry[Builder] = Registry("module type")
@@ -58,10 +58,69 @@ def _linear(config: LinearModule, in_dim: int) -> nn.Module:
     return nn.Linear(in_dim, config.out, bias=config.bias)
 
 
+class BiLSTM(nn.Module):
+    """A bidirectional LSTM on ``(batch, time, features)`` returning ``(batch, time, 2 * hidden)``.
+
+    Padding is not packed away: packing costs more than it saves at CoNLL sentence lengths, and
+    padded positions carry the zero padding embedding and are ignored by the losses (-100).
+    """
+
+    def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float):
+        super().__init__()
+        self.lstm = nn.LSTM(in_dim, hidden, num_layers=layers, bidirectional=True, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.lstm(x)[0])
+
+
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Identity forward; the gradient is multiplied by ``-scale`` on the way back (Ganin & Lempitsky 2015)."""
+    return _ReverseGradient.apply(x, scale)
+
+
+class GradientReversal(nn.Module):
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return reverse_gradient(x, self.scale)
+
+
+@MODULES.register("embedding")
+def _embedding(config: EmbeddingModule, in_dim: int) -> nn.Module:
+    return nn.Embedding(config.vocab, config.dim, padding_idx=config.padding_idx)
+
+
+@MODULES.register("bilstm")
+def _bilstm(config: BiLSTMModule, in_dim: int) -> nn.Module:
+    return BiLSTM(in_dim, config.hidden, config.layers, config.dropout)
+
+
+@MODULES.register("gradient_reversal")
+def _gradient_reversal(config: GradientReversalModule, in_dim: int) -> nn.Module:
+    return GradientReversal(config.scale)
+
+
 def build_module(config: Any, in_dim: int | None, where: str) -> nn.Module:
     """Build one named module; user classes get their YAML keys as keyword arguments."""
     width = config.resolved_in(in_dim)
     if config.type in MODULES:
+        if width is None and config.type == "embedding":
+            width = 0  # an embedding reads ids: it has no input width
         if width is None:
             raise TrainError(f"{where}: cannot infer the input width. Set `in:` on this module.")
         return MODULES.get(config.type)(config, width)

@@ -22,6 +22,9 @@ def test_spec_names_match_registries():
 EXAMPLES = {
     "mlp": {"type": "mlp", "in": 6, "hidden": [5, 4], "out": 3},
     "linear": {"type": "linear", "in": 6, "out": 2},
+    "embedding": {"type": "embedding", "vocab": 11, "dim": 4},
+    "bilstm": {"type": "bilstm", "in": 6, "hidden": 3, "layers": 2},
+    "gradient_reversal": {"type": "gradient_reversal", "in": 6},
 }
 
 
@@ -36,3 +39,10 @@ def test_param_shapes_match_built_module(name):
 def test_every_module_type_has_a_shape_example():
     missing = set(MODULES.names()) - set(EXAMPLES)
     assert not missing, f"add an example config for {sorted(missing)} to EXAMPLES in this file"
+
+
+def test_weighting_methods_match_registry():
+    from taskgraph.spec.weighting import GRADIENT_METHODS, LOSS_METHODS, weighting_names
+    from taskgraph.train.weighting import WEIGHTINGS
+
+    assert set(weighting_names()) == set(WEIGHTINGS.names()) == set(GRADIENT_METHODS) | set(LOSS_METHODS)

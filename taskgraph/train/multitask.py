@@ -1,0 +1,285 @@
+"""Train one joint node: a shared trunk, a head per task, the node's weighting method.
+
+Each step draws a batch from every data source (sizes set by the node's ``sampling`` rule),
+runs the trunk once per source, every head on its source, and hands the per-task losses to the
+weighting method, which does the backward pass (``taskgraph.train.weighting``). Like
+``train_node`` this knows nothing of Ray or run directories.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from taskgraph.errors import TrainError
+from taskgraph.spec.models import MultiTaskNode
+from taskgraph.train.data import Split, load_data, subsample
+from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, pick_device
+from taskgraph.train.losses import compute_loss
+from taskgraph.train.metrics import IGNORE, compute_metric
+from taskgraph.train.model import NodeModel, digest, module_state, state_to_numpy
+from taskgraph.train.modules import build_module, reverse_gradient
+from taskgraph.train.weighting import Method, Step, build_weighting
+
+__all__ = ["JointModel", "train_joint_node", "batch_shares", "task_loss"]
+
+
+class JointModel(nn.ModuleDict):
+    """Trunk modules then heads, all by name (state keys ``trunk.lstm.weight_ih_l0``, ``pos.weight``)."""
+
+    load_module = NodeModel.load_module
+
+    def __init__(self, node: MultiTaskNode, in_dim: int, where: str):
+        super().__init__()
+        width: int | None = in_dim
+        outs: dict[str, int | None] = {}
+        for name, config in node.modules.items():
+            self[name] = build_module(config, width, f"{where}.modules.{name}")
+            width = outs[name] = config.output_dim(config.resolved_in(width))
+        self._trunk_names = list(node.modules)
+        self._head_names = list(node.heads)
+        self._last = self._trunk_names[-1]
+        for name, head in node.heads.items():
+            widths = [outs.get(src) for src in (head.input or (self._last,))]
+            in_w = None if any(w is None for w in widths) else sum(widths)  # type: ignore[arg-type]
+            self[name] = build_module(head.module, in_w, f"{where}.heads.{name}.module")
+            outs[name] = head.module.output_dim(head.module.resolved_in(in_w))
+
+    def run_trunk(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        outs = {}
+        for name in self._trunk_names:
+            x = outs[name] = self[name](x)
+        return outs
+
+
+def batch_shares(sizes: list[int], batch_size: int, rule: str, temperature: float) -> list[int]:
+    """Examples per source in one step's batch: equal shares, proportional to size, or to size^(1/T)."""
+    if rule == "round_robin":
+        raw = [1.0] * len(sizes)
+    elif rule == "proportional":
+        raw = [float(n) for n in sizes]
+    else:
+        raw = [float(n) ** (1.0 / temperature) for n in sizes]
+    total = sum(raw)
+    return [max(1, round(batch_size * r / total)) for r in raw]
+
+
+def _masked(target: torch.Tensor, config: Any) -> torch.Tensor | None:
+    """Where labels exist: integer labels != ignore index, float labels not NaN (missing labels)."""
+    if target.is_floating_point():
+        return ~torch.isnan(target)
+    return target != getattr(config, "ignore_index", IGNORE)
+
+
+def task_loss(output: torch.Tensor, target: torch.Tensor, config: Any) -> torch.Tensor:
+    """The head's loss over the examples that have a label; zero (still in the graph) when none has."""
+    if config.type in ("ctc", "infonce"):
+        return compute_loss(output, target, config)
+    mask = _masked(target, config)
+    if target.is_floating_point() and not bool(mask.all()):
+        if output.dim() == target.dim() + 1 and output.shape[-1] == 1:
+            output = output.squeeze(-1)
+        output, target = output[mask], target[mask]
+    if not bool(mask.any()):
+        return output.sum() * 0.0
+    return compute_loss(output, target, config)
+
+
+def _trim(batch: Split) -> Split:
+    """Cut padded sequence fields to the longest sentence of the batch (``length`` field), for speed."""
+    if "length" not in batch:
+        return batch
+    longest = int(batch["length"].max())
+    full = next(v.shape[1] for k, v in batch.items() if k != "length" and v.dim() >= 2)
+    return {k: (v[:, :longest] if k != "length" and v.dim() >= 2 and v.shape[1] == full else v) for k, v in batch.items()}
+
+
+class _Joint:
+    """The node being trained: model, sources and heads wired together for ``step`` and ``evaluate``."""
+
+    def __init__(self, node: MultiTaskNode, model: JointModel, method: Method):
+        self.node, self.model, self.method = node, model, method
+        self.heads_of: dict[str, list[str]] = {}
+        for name, head in node.heads.items():
+            self.heads_of.setdefault(head.data or node.data, []).append(name)
+
+    def losses(self, batches: dict[str, Split], representation: bool) -> tuple[torch.Tensor, list, list]:
+        node, model = self.node, self.model
+        found: dict[str, torch.Tensor] = {}
+        reps, leaves = [], []
+        for source, heads in self.heads_of.items():
+            batch = batches[source]
+            outs = model.run_trunk(batch[node.input])
+            rep = outs[model._last]
+            leaf = rep.detach().requires_grad_(True) if representation else rep
+            outs[model._last] = leaf
+            reps.append(rep)
+            leaves.append(leaf)
+            for name in heads:
+                head = node.heads[name]
+                inputs = [outs[src] for src in (head.input or (model._last,))]
+                x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1)
+                if head.loss.type == "adversarial":
+                    x = reverse_gradient(x, head.loss.scale)
+                outs[name] = model[name](x)
+                target = outs[head.loss.target] if head.loss.type == "infonce" and head.loss.target in outs \
+                    else batch[head.loss.target]
+                found[name] = task_loss(outs[name], target, head.loss)
+        return torch.stack([found[name] for name in node.heads]), reps, leaves
+
+    @torch.no_grad()
+    def evaluate(self, val: dict[str, Split], batch_size: int) -> dict[str, float]:
+        node, model = self.node, self.model
+        was_training = model.training
+        model.eval()
+        result: dict[str, float] = {}
+        for source, heads in self.heads_of.items():
+            split = val[source]
+            n = len(split[node.input])
+            outputs: dict[str, list[torch.Tensor]] = {name: [] for name in heads}
+            extra: dict[str, list[torch.Tensor]] = {}
+            for i in range(0, n, batch_size):
+                outs = model.run_trunk(split[node.input][i : i + batch_size])
+                for name in heads:
+                    head = node.heads[name]
+                    inputs = [outs[src] for src in (head.input or (model._last,))]
+                    outs[name] = model[name](inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1))
+                    outputs[name].append(outs[name])
+                    if head.loss.type == "infonce" and head.loss.target in outs:
+                        extra.setdefault(name, []).append(outs[head.loss.target])
+            for name in heads:
+                head = node.heads[name]
+                output = torch.cat(outputs[name])
+                target = torch.cat(extra[name]) if name in extra else split[head.loss.target]
+                result[f"{name}.loss"] = float(task_loss(output, target, head.loss).item())
+                for metric in head.metrics:
+                    if metric != "loss":
+                        result[f"{name}.{metric}"] = compute_metric(metric, output, target)
+        model.train(was_training)
+        return result
+
+
+def _load_sources(request: NodeRequest, node: MultiTaskNode, where: str) -> tuple[dict[str, Split], dict[str, Split]]:
+    configs = dict(request.sources) or {node.data: request.data}
+    train, val = {}, {}
+    for source in node.data_sources():
+        if source not in configs:
+            raise TrainError(f"{where}: data source '{source}' was not handed to this node. This is a bug.")
+        splits = load_data(configs[source])
+        train[source] = subsample(splits.train, node.train.label_fraction, request.seed)
+        val[source] = splits.val
+        needed = [node.input] + [h.loss.target for h in node.heads.values() if (h.data or node.data) == source
+                                 and not (h.loss.type == "infonce" and h.loss.target in node.all_modules)]
+        for key in needed:
+            splits.field("train", key, where), splits.field("val", key, where)
+    return train, val
+
+
+def train_joint_node(
+    request: NodeRequest,
+    upstream_states: dict[str, dict[str, np.ndarray]],
+    report: Report | None = None,
+    device: torch.device | None = None,
+) -> NodeOutput:
+    """Train a joint node from its request and the states of the upstream nodes it inherits from."""
+    node, where = request.task, f"tasks.{request.name}"
+    assert isinstance(node, MultiTaskNode)
+    device = device or pick_device(node.resources.gpus if node.resources else 0.0)
+    torch.manual_seed(request.seed)
+    train, val = _load_sources(request, node, where)
+    first = train[node.data][node.input]
+    model = JointModel(node, in_dim=first.shape[-1], where=where)
+    frozen: set[str] = set()
+    lr_scale: dict[str, float] = {}
+    inherited: list[dict[str, str]] = []
+    for inh in request.inherits:
+        state = module_state(upstream_states[inh.upstream], inh.remote)
+        model.load_module(inh.local, state, f"{where}.depends_on.{inh.upstream}")
+        inherited.append(
+            {"module": inh.local, "from": f"{inh.upstream}.{inh.remote}", "mode": inh.mode, "sha256": digest(state)}
+        )
+        if inh.mode == "freeze":
+            frozen.add(inh.local)
+        elif inh.mode == "finetune":
+            lr_scale[inh.local] = inh.lr_scale
+    for name in frozen:
+        model[name].requires_grad_(False)
+    model.to(device)
+    train = {s: {k: v.to(device) for k, v in split.items()} for s, split in train.items()}
+    val = {s: {k: v.to(device) for k, v in split.items()} for s, split in val.items()}
+
+    method = build_weighting(node.weighting, list(node.heads)).to(device)
+    optimizer = _optimizer(node, model, frozen, lr_scale)
+    if list(method.parameters()):
+        optimizer.add_param_group({"params": list(method.parameters()), "lr": node.train.lr, "weight_decay": 0.0})
+    joint = _Joint(node, model, method)
+    shared = [p for n in model._trunk_names for p in model[n].parameters() if p.requires_grad]
+    heads = [p for n in model._head_names for p in model[n].parameters() if p.requires_grad]
+
+    cfg = node.train
+    sources = list(train)
+    sizes = [len(train[s][node.input]) for s in sources]
+    shares = batch_shares(sizes, cfg.batch_size, node.sampling.rule, node.sampling.temperature)
+    steps_per_epoch = max(1, math.ceil(sum(sizes) / cfg.batch_size))
+    generator = torch.Generator().manual_seed(request.seed)
+    orders = {s: torch.randperm(n, generator=generator) for s, n in zip(sources, sizes)}
+    cursor = dict.fromkeys(sources, 0)
+
+    def next_batch(source: str, size: int) -> Split:
+        n = len(orders[source])
+        if cursor[source] + size > n:  # a smaller source starts a new pass
+            orders[source], cursor[source] = torch.randperm(n, generator=generator), 0
+        idx = orders[source][cursor[source] : cursor[source] + size].to(device)
+        cursor[source] += size
+        return _trim({k: v[idx] for k, v in train[source].items()})
+
+    steps, history, step_seconds = 0, [], 0.0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        for name in frozen:
+            model[name].eval()
+        started = time.perf_counter()
+        totals = torch.zeros(len(node.heads), device=device)
+        for _ in range(steps_per_epoch):
+            batches = {s: next_batch(s, min(size, n)) for s, size, n in zip(sources, shares, sizes)}
+            losses, reps, leaves = joint.losses(batches, method.on_representation)
+            if not bool(torch.isfinite(losses).all()):
+                bad = [h for h, v in zip(node.heads, losses.tolist()) if not math.isfinite(v)]
+                raise TrainError(
+                    f"node '{request.name}': loss of task(s) {', '.join(bad)} is not finite at epoch {epoch}, "
+                    f"step {steps + 1} (weighting {node.weighting.method}). Lower the learning rate or check the data.",
+                    node=request.name,
+                )
+            optimizer.zero_grad(set_to_none=True)
+            method.backward(losses, Step(shared, heads, reps, leaves))
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            totals += losses.detach()
+            steps += 1
+        epoch_seconds = time.perf_counter() - started
+        step_seconds += epoch_seconds
+        mean_losses = totals / steps_per_epoch
+        method.end_epoch(mean_losses)
+        result = joint.evaluate(val, max(cfg.batch_size, 256))
+        row = {"epoch": epoch, "step": steps, "seconds": epoch_seconds,
+               "train_loss": float(mean_losses.sum().item()),
+               **{f"train_{h}.loss": float(v) for h, v in zip(node.heads, mean_losses.tolist())},
+               **{f"val_{k}": v for k, v in result.items()}}
+        history.append(row)
+        if report:
+            report({"node": request.name, "epoch": epoch, "epochs": cfg.epochs, **row})
+
+    final = {k.removeprefix("val_"): v for k, v in history[-1].items() if k.startswith("val_")}
+    if not all(math.isfinite(v) for v in final.values()):
+        raise TrainError(f"node '{request.name}': validation metrics are not finite: {final}.", node=request.name)
+    metrics = {"final": final, "history": history, "weighting": node.weighting.method,
+               "seconds_per_step": step_seconds / max(steps, 1),
+               "train_examples": dict(zip(sources, sizes)),
+               "val_examples": {s: len(v[node.input]) for s, v in val.items()}}
+    return NodeOutput(state_to_numpy(model), metrics, inherited, str(device), steps)

@@ -1,0 +1,86 @@
+"""Gradient aggregators: per-task gradients of the shared part -> one update direction.
+
+The aggregators themselves are torchjd's (``torchjd.aggregation``), checked against hand-made
+matrices in the tests; this module only feeds them. ``level: parameters`` builds the Jacobian of
+the losses w.r.t. the trunk parameters (one backward per task); ``level: representation`` builds it
+w.r.t. the trunk output (backwards through the heads only, batched), aggregates there and sends
+the result through the trunk once: MGDA-UB's trick, usable by every aggregator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from taskgraph.train.weighting.base import WEIGHTINGS, Method, Step, task_jacobian
+
+__all__ = ["Aggregation", "Accumulate", "AGGREGATORS"]
+
+
+def _torchjd(name: str) -> Callable[[Any, int], Any]:
+    def make(config: Any, k: int) -> Any:
+        import torchjd.aggregation as jd
+
+        if name == "cagrad":
+            return jd.CAGrad(c=config.c)
+        if name == "nash_mtl":
+            return jd.NashMTL(n_tasks=k, max_norm=config.max_norm,
+                              update_weights_every=config.update_weights_every, optim_niter=config.optim_niter)
+        return {"mgda": jd.MGDA, "pcgrad": jd.PCGrad, "imtl_g": jd.IMTLG,
+                "aligned_mtl": jd.AlignedMTL, "upgrad": jd.UPGrad}[name]()
+
+    return make
+
+
+#: Method name -> builder of the torchjd aggregator ``(config, k) -> Aggregator``.
+AGGREGATORS = {name: _torchjd(name) for name in ("mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "aligned_mtl", "upgrad")}
+
+
+class Aggregation(Method):
+    """Jacobian of the shared part, aggregated by torchjd, written back as gradients."""
+
+    def __init__(self, config, tasks: list[str]):
+        super().__init__(config, tasks)
+        self.on_representation = config.level == "representation"
+        self.aggregator = AGGREGATORS[config.method](config, self.k)
+        self._batched = True
+
+    def backward(self, losses: torch.Tensor, step: Step) -> torch.Tensor | None:
+        import warnings
+
+        if self.on_representation:
+            jac, head, self._batched = task_jacobian(losses, step.leaves, step.heads, self._batched)
+        else:  # through the whole trunk: an LSTM has no vmap rule, so this is one backward per task
+            jac, head, self._batched = task_jacobian(losses, step.shared, step.heads, self._batched)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # cvxpy's "problem is not DPP" note, once per step for Nash-MTL
+            direction = self.aggregator(jac.float()).to(jac.dtype)
+        if head is not None:
+            step.set_grads(step.heads, head)
+        if self.on_representation:
+            offset = 0
+            pairs = []
+            for rep, leaf in zip(step.reps, step.leaves):
+                n = leaf.numel()
+                pairs.append((rep, direction[offset : offset + n].view_as(rep)))
+                offset += n
+            torch.autograd.backward([r for r, _ in pairs], [g for _, g in pairs])
+        else:
+            step.set_grads(step.shared, direction)
+        return None  # the direction is not a fixed weighting of the losses
+
+for _name in AGGREGATORS:
+    WEIGHTINGS.register(_name)(Aggregation)
+
+
+@WEIGHTINGS.register("accumulate")
+class Accumulate(Method):
+    """Gradient sharing by accumulation: one backward per task into the same ``.grad``, one update."""
+
+    def backward(self, losses: torch.Tensor, step: Step) -> torch.Tensor:
+        for i in range(self.k):
+            losses[i].backward(retain_graph=i < self.k - 1)
+        step.finish_trunk()
+        return torch.ones(self.k)

@@ -1,0 +1,114 @@
+"""The contract between a joint node's training step and its weighting method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from taskgraph.train.registry import Registry
+
+__all__ = ["WEIGHTINGS", "Method", "Step", "task_jacobian"]
+
+WEIGHTINGS: Registry[type] = Registry("weighting method")
+
+
+@dataclass
+class Step:
+    """One training step's graph, as a method sees it.
+
+    ``reps`` are the trunk outputs (one per data source, attached to the trunk's graph); the heads
+    read ``leaves``: detached copies when the method works on the representation, else ``reps``
+    themselves. ``shared`` are the trainable trunk parameters, ``heads`` every other trainable one.
+    """
+
+    shared: list[nn.Parameter]
+    heads: list[nn.Parameter]
+    reps: list[torch.Tensor]
+    leaves: list[torch.Tensor]
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def on_representation(self) -> bool:
+        return any(leaf is not rep for leaf, rep in zip(self.leaves, self.reps))
+
+    def finish_trunk(self) -> None:
+        """Carry what reached the detached leaves through the trunk (representation-level methods)."""
+        pairs = [(r, leaf.grad) for r, leaf in zip(self.reps, self.leaves) if leaf is not r and leaf.grad is not None]
+        if pairs:
+            torch.autograd.backward([r for r, _ in pairs], [g for _, g in pairs])
+
+    def set_grads(self, params: list[torch.Tensor], flat: torch.Tensor) -> None:
+        """Write one flat vector as the ``.grad`` of ``params`` (added to what is there)."""
+        offset = 0
+        for p in params:
+            n = p.numel()
+            g = flat[offset : offset + n].view_as(p)
+            p.grad = g.clone() if p.grad is None else p.grad + g
+            offset += n
+
+
+def _flat(grads: tuple[torch.Tensor | None, ...], like: list[torch.Tensor], batched: int | None = None) -> torch.Tensor:
+    parts = []
+    for g, x in zip(grads, like):
+        if g is None:
+            shape = (batched, x.numel()) if batched else (x.numel(),)
+            parts.append(torch.zeros(shape, device=x.device, dtype=x.dtype))
+        else:
+            parts.append(g.reshape(batched, -1) if batched else g.reshape(-1))
+    return torch.cat(parts, dim=-1)
+
+
+def task_jacobian(
+    losses: torch.Tensor, inputs: list[torch.Tensor], extra: list[torch.Tensor], batched: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """Per-task gradients of ``inputs`` (rows of a ``k x n`` matrix) and the summed gradient of ``extra``.
+
+    ``batched`` asks autograd for all k rows in one vmapped backward; modules without batching
+    rules (an LSTM) fall back to one backward per task. Returns whether batching worked, so the
+    caller skips the failed attempt next time.
+    """
+    k, targets = len(losses), [*inputs, *extra]
+    if batched:
+        try:
+            eye = torch.eye(k, device=losses.device, dtype=losses.dtype)
+            grads = torch.autograd.grad(losses, targets, grad_outputs=eye, retain_graph=True,
+                                        allow_unused=True, is_grads_batched=True)
+            jac = _flat(grads[: len(inputs)], inputs, k)
+            head = _flat(grads[len(inputs):], extra, k).sum(0) if extra else None
+            return jac, head, True
+        except RuntimeError:
+            pass
+    rows, head = [], None
+    for i in range(k):
+        grads = torch.autograd.grad(losses[i], targets, retain_graph=True, allow_unused=True)
+        rows.append(_flat(grads[: len(inputs)], inputs))
+        if extra:
+            h = _flat(grads[len(inputs):], extra)
+            head = h if head is None else head + h
+    return torch.stack(rows), head, False
+
+
+class Method(nn.Module):
+    """A weighting or aggregation method. Parameters it owns (learned weights) join the optimizer."""
+
+    #: Heads read detached copies of the trunk output (set per instance from the config).
+    on_representation: bool = False
+
+    def __init__(self, config, tasks: list[str]):
+        super().__init__()
+        self.config, self.tasks, self.k = config, list(tasks), len(tasks)
+
+    def backward(self, losses: torch.Tensor, step: Step) -> torch.Tensor | None:
+        """Fill ``.grad`` of every trainable parameter from the ``k`` losses; return the loss weights
+        used, or None where the update is no fixed weighting of the losses (aggregators)."""
+        raise NotImplementedError
+
+    def end_epoch(self, mean_losses: torch.Tensor) -> None:
+        """Called with each task's mean training loss of the epoch (DWA reads these)."""
+
+    def weighted_backward(self, losses: torch.Tensor, weights: torch.Tensor, step: Step) -> torch.Tensor:
+        (weights.detach() * losses).sum().backward()
+        step.finish_trunk()
+        return weights.detach()
