@@ -7,6 +7,7 @@ know each other: the scheduler receives ``node_job`` as a plain callable, as Ked
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from taskgraph.artifacts import store
 from taskgraph.artifacts.rundir import RunDir, write_node
 from taskgraph.errors import ExecutionError
 from taskgraph.plan.graph import Plan, build_graph, make_plan, remaining_path_costs
@@ -28,7 +30,7 @@ __all__ = ["RunResult", "run_graph", "node_job", "build_jobs"]
 class RunResult:
     """What a run produced: where its artifacts are, and a record per node."""
 
-    run_dir: Path
+    run_dir: Path | str  # a URL string when --run-dir is an fsspec URL
     records: dict[str, Any]
     wall_seconds: float
 
@@ -45,7 +47,13 @@ def node_job(name: str, payload: tuple[Any, str], inputs: dict[str, Any]) -> tup
     from taskgraph.train.loop import train_node
 
     request, node_dir = payload
-    out = train_node(request, inputs)
+    _mark_attempt(node_dir)
+    if request.task.resources is not None and request.task.resources.workers:
+        from taskgraph.train.distributed import train_node_distributed
+
+        out = train_node_distributed(request, inputs)
+    else:
+        out = train_node(request, inputs)
     write_node(
         node_dir,
         out.state,
@@ -54,10 +62,37 @@ def node_job(name: str, payload: tuple[Any, str], inputs: dict[str, Any]) -> tup
     return out.state, {"final": out.metrics["final"], "inherited": out.inherited, "device": out.device, "steps": out.steps}
 
 
+ATTEMPTS = "attempts"
+
+
+def _mark_attempt(node_dir: str) -> None:
+    """Record where this try of the node runs, before it starts: a node retried after its Ray node
+    died leaves one marker per try, which ``run.json`` lists under ``attempts``."""
+    import ray
+
+    ctx = ray.get_runtime_context()
+    started = time.time()
+    where = {"started_at": started, "host": socket.gethostname(), "node_id": ctx.get_node_id(), "pid": os.getpid()}
+    store.write_json(store.join(node_dir, ATTEMPTS, f"{int(started * 1000)}-{os.getpid()}.json"), where)
+
+
+def read_attempts(node_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The tries of one node, oldest first (empty for a node that never started)."""
+    folder = store.join(node_dir, ATTEMPTS)
+    return [store.read_json(store.join(folder, name)) for name in store.listdir(folder) if name.endswith(".json")]
+
+
 def cpu_only(spec: Graph) -> Graph:
     """The same graph with every GPU request dropped (``--cpu-only``)."""
     tasks = {
-        name: task.model_copy(update={"resources": Resources(cpus=task.resources.cpus, gpus=0.0)})
+        name: task.model_copy(
+            update={
+                "resources": task.resources.model_copy(
+                    update={"gpus": 0.0, "accelerator_type": None,
+                            "gpus_per_worker": 0.0 if task.resources.workers else None}
+                )
+            }
+        )
         for name, task in spec.tasks.items()
     }
     return spec.model_copy(update={"tasks": tasks})
@@ -85,13 +120,22 @@ def build_jobs(spec: Graph, plan: Plan, run_dir: RunDir) -> list[Any]:
                 name=name,
                 upstream=plan.nodes[name].upstream,
                 inputs=tuple(sorted({i.upstream for i in inherits})),
-                cpus=task.resources.cpus,
-                gpus=task.resources.gpus,
+                **_resource_fields(task.resources),
                 priority=priority[name],
                 payload=(request, str(run_dir.node_dir(name))),
             )
         )
     return jobs
+
+
+def _resource_fields(res: Resources) -> dict[str, Any]:
+    """A task's ``resources`` as ``NodeJob`` fields (the execute layer does not read specs)."""
+    return {
+        "cpus": res.cpus, "gpus": res.gpus, "memory": res.memory, "custom": dict(res.custom),
+        "accelerator_type": res.accelerator_type, "labels": dict(res.labels), "workers": res.workers,
+        "cpus_per_worker": 1.0 if res.cpus_per_worker is None else res.cpus_per_worker,
+        "gpus_per_worker": 0.0 if res.gpus_per_worker is None else res.gpus_per_worker,
+    }
 
 
 def dump_graph(spec: Graph) -> str:
@@ -132,8 +176,14 @@ def run_graph(
         "nodes": {},
     }
 
+    def entry(record: Any) -> dict[str, Any]:
+        data = record.to_dict()
+        if record.status in ("done", "failed"):
+            data["attempts"] = read_attempts(run_dir.node_dir(record.name))
+        return data
+
     def record_update(record: Any) -> None:
-        state["nodes"][record.name] = record.to_dict()
+        state["nodes"][record.name] = entry(record)
         run_dir.write_run(state)
         if on_update:
             on_update(record)
@@ -154,6 +204,6 @@ def run_graph(
         session.close()
     state["ended_at"] = time.time()
     state["status"] = "done" if all(r.status == "done" for r in records.values()) else "failed"
-    state["nodes"] = {name: records[name].to_dict() for name in plan.order}
+    state["nodes"] = {name: entry(records[name]) for name in plan.order}
     run_dir.write_run(state)
     return RunResult(run_dir.path, records, state["ended_at"] - started)

@@ -1,6 +1,7 @@
 """Atomic file writes: a temp file in the same folder, then ``os.replace``.
 
 A run killed at any instant leaves either the old file or the new one, never half of one.
+Every function also takes an fsspec URL (``s3://...``), handled by ``artifacts.store``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import numpy as np
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "save_params", "load_params", "read_json"]
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path | str:
+    from taskgraph.artifacts import store
+
+    if store.is_remote(path) or os.fspath(path).startswith("file://"):
+        return store.write_bytes(path, data)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -32,19 +37,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return path
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path | str:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path | str:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    from taskgraph.artifacts import store
+
+    return store.read_json(path)
 
 
-def save_params(path: str | os.PathLike[str], state: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> Path:
+def save_params(
+    path: str | os.PathLike[str], state: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+) -> Path | str:
     """Tensors as safetensors (no pickle: safe to load from an untrusted run dir)."""
     from safetensors.numpy import save
 
@@ -53,6 +62,10 @@ def save_params(path: str | os.PathLike[str], state: dict[str, np.ndarray], meta
 
 
 def load_params(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
+    from safetensors.numpy import load, load_file
 
-    return load_file(str(path))
+    from taskgraph.artifacts import store
+
+    if store.is_remote(path):
+        return load(store.read_bytes(path))
+    return load_file(str(store.normalize(path)))

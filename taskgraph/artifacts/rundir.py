@@ -2,6 +2,8 @@
 
 Per node: ``params.safetensors`` then ``metrics.json``. Metrics go last, so a node folder with
 ``metrics.json`` is complete; anything else is an interrupted write and is never trusted.
+``<run-dir>`` is a local path or an fsspec URL (``artifacts.store``): on a cluster, a store every
+Ray node reaches.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from taskgraph.artifacts import store
 from taskgraph.artifacts.files import atomic_write_json, atomic_write_text, load_params, read_json, save_params
 from taskgraph.errors import ArtifactError
 
@@ -24,24 +27,25 @@ PARAMS, METRICS, RUN, GRAPH = "params.safetensors", "metrics.json", "run.json", 
 
 def write_node(node_dir: str | os.PathLike[str], state: dict[str, np.ndarray], metrics: dict[str, Any]) -> None:
     """Write one node's artifacts: parameters first, metrics last (the completion marker)."""
-    node_dir = Path(node_dir)
-    save_params(node_dir / PARAMS, state)
-    atomic_write_json(node_dir / METRICS, metrics)
+    save_params(store.join(node_dir, PARAMS), state)
+    atomic_write_json(store.join(node_dir, METRICS), metrics)
 
 
 @dataclass(frozen=True)
 class RunDir:
-    path: Path
+    path: Path | str  # a Path locally, a URL string on a remote store (store.normalize)
 
     @classmethod
     def create(cls, root: str | os.PathLike[str], graph_name: str) -> RunDir:
         """A fresh, uniquely named folder for one run (timestamp, then -1, -2 ... on a clash)."""
-        base = Path(root) / graph_name
+        base = store.join(root, graph_name)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for i in range(1000):
-            path = base / (stamp if i == 0 else f"{stamp}-{i}")
+            path = store.join(base, stamp if i == 0 else f"{stamp}-{i}")
             try:
-                path.mkdir(parents=True, exist_ok=False)
+                if isinstance(path, str) and store.exists(path):  # object stores: no atomic mkdir
+                    continue
+                store.makedirs(path, exist_ok=False)
                 return cls(path)
             except FileExistsError:
                 continue
@@ -49,34 +53,34 @@ class RunDir:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RunDir:
-        path = Path(path)
-        if not (path / RUN).is_file():
+        path = store.normalize(path)
+        if not store.exists(store.join(path, RUN)):
             raise ArtifactError(f"{path} is not a run directory (no {RUN}). Pass the folder `taskgraph run` printed.")
         return cls(path)
 
-    def node_dir(self, name: str) -> Path:
-        return self.path / name
+    def node_dir(self, name: str) -> Path | str:
+        return store.join(self.path, name)
 
     def write_graph(self, text: str) -> None:
-        atomic_write_text(self.path / GRAPH, text)
+        atomic_write_text(store.join(self.path, GRAPH), text)
 
     def write_run(self, run: dict[str, Any]) -> None:
-        atomic_write_json(self.path / RUN, run)
+        atomic_write_json(store.join(self.path, RUN), run)
 
     def read_run(self) -> dict[str, Any]:
-        return read_json(self.path / RUN)
+        return read_json(store.join(self.path, RUN))
 
     def node_complete(self, name: str) -> bool:
-        return (self.node_dir(name) / METRICS).is_file() and (self.node_dir(name) / PARAMS).is_file()
+        return store.exists(store.join(self.path, name, METRICS)) and store.exists(store.join(self.path, name, PARAMS))
 
     def read_metrics(self, name: str) -> dict[str, Any]:
-        path = self.node_dir(name) / METRICS
-        if not path.is_file():
+        path = store.join(self.path, name, METRICS)
+        if not store.exists(path):
             raise ArtifactError(f"node '{name}' has no {METRICS} in {self.path}: it did not finish.")
         return read_json(path)
 
     def read_params(self, name: str) -> dict[str, np.ndarray]:
-        path = self.node_dir(name) / PARAMS
-        if not path.is_file():
+        path = store.join(self.path, name, PARAMS)
+        if not store.exists(path):
             raise ArtifactError(f"node '{name}' has no {PARAMS} in {self.path}: it did not finish.")
         return load_params(path)

@@ -20,8 +20,8 @@ from typing import Any
 import ray
 
 from taskgraph.errors import ExecutionError, TaskgraphError
-from taskgraph.execute.cluster import node_capacities
 from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, reporting, start_hub
+from taskgraph.execute.resources import check_feasible, ray_options, usage
 
 __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
 
@@ -37,6 +37,13 @@ class NodeJob:
     inputs: tuple[str, ...] = ()  # the upstream nodes whose state this node receives
     cpus: float = 1.0
     gpus: float = 0.0
+    memory: int | None = None  # bytes
+    custom: dict[str, float] = field(default_factory=dict)  # Ray custom resources
+    accelerator_type: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # Ray node labels that must match
+    workers: int | None = None  # data-parallel (Ray Train): the task coordinates, the workers hold resources
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
     priority: float = 0.0  # larger first: the remaining critical-path cost
     payload: Any = None
 
@@ -97,20 +104,7 @@ _remote_execute = ray.remote(num_returns=2)(_execute)
 
 def _check_feasible(jobs: list[NodeJob]) -> None:
     """Refuse at submit time a node no Ray node can hold: Ray itself would wait forever."""
-    capacities = node_capacities()
-    for job in jobs:
-        fits = any(
-            cap.get("CPU", 0.0) >= job.cpus and cap.get("GPU", 0.0) >= job.gpus for cap in capacities
-        )
-        if not fits:
-            best_cpu = max((c.get("CPU", 0.0) for c in capacities), default=0.0)
-            best_gpu = max((c.get("GPU", 0.0) for c in capacities), default=0.0)
-            hint = " Run with --cpu-only to train GPU nodes on the CPU." if job.gpus > 0 else ""
-            raise ExecutionError(
-                f"node '{job.name}' asks for {job.cpus:g} CPUs and {job.gpus:g} GPUs, but the largest Ray node "
-                f"has {best_cpu:g} CPUs and {best_gpu:g} GPUs. Lower its `resources`.{hint}",
-                node=job.name,
-            )
+    check_feasible(jobs, ray.nodes())
 
 
 def _descendants(name: str, children: dict[str, list[str]]) -> set[str]:
@@ -176,7 +170,8 @@ def run_jobs(
     def fits(job: NodeJob) -> bool:
         if not pending:
             return True  # never stall: a lone node goes even if accounting is off
-        return (in_use["CPU"] + job.cpus <= totals["CPU"] + 1e-9) and (in_use["GPU"] + job.gpus <= totals["GPU"] + 1e-9)
+        cpus, gpus = usage(job)
+        return (in_use["CPU"] + cpus <= totals["CPU"] + 1e-9) and (in_use["GPU"] + gpus <= totals["GPU"] + 1e-9)
 
     def submit_ready() -> None:
         ready = [by_name[n] for n in waiting if all(u in done for u in by_name[n].upstream)]
@@ -184,13 +179,13 @@ def run_jobs(
             if not fits(job):
                 continue
             state_ref, meta_ref = _remote_execute.options(
-                num_cpus=job.cpus, num_gpus=job.gpus, max_retries=max_retries, retry_exceptions=False,
+                **ray_options(job), max_retries=max_retries, retry_exceptions=False,
                 name=f"taskgraph:{job.name}",
             ).remote(node_fn, job.name, job.payload, job.inputs, hub, *(states[i] for i in job.inputs))
             pending[meta_ref] = (job.name, state_ref)
             waiting.discard(job.name)
-            in_use["CPU"] += job.cpus
-            in_use["GPU"] += job.gpus
+            in_use["CPU"] += usage(job)[0]
+            in_use["GPU"] += usage(job)[1]
             record = records[job.name]
             record.status, record.submitted_at = "running", time.time()
             notify(record)
@@ -225,8 +220,8 @@ def run_jobs(
         meta_ref = ready_refs[0]
         name, state_ref = pending.pop(meta_ref)
         job, record = by_name[name], records[name]
-        in_use["CPU"] -= job.cpus
-        in_use["GPU"] -= job.gpus
+        in_use["CPU"] -= usage(job)[0]
+        in_use["GPU"] -= usage(job)[1]
         resources_changed()
         try:
             result = ray.get(meta_ref)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -15,7 +16,7 @@ from taskgraph.spec.base import Frozen
 from taskgraph.spec.components import METRICS, DataConfig, LossConfig, ModuleConfig
 from taskgraph.spec.weighting import EqualWeighting, WeightingConfig
 
-__all__ = ["Resources", "TrainConfig", "Dependency", "Task", "Head", "Sampling", "MultiTaskNode", "Node",
+__all__ = ["parse_memory", "Resources", "TrainConfig", "Dependency", "Task", "Head", "Sampling", "MultiTaskNode", "Node",
            "Defaults", "Graph", "suggest"]
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
@@ -30,11 +31,67 @@ def suggest(word: str, known: list[str] | set[str] | tuple[str, ...]) -> str:
     return f"{hint} Known: {', '.join(options) or '(none)'}."
 
 
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+                 "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_memory(value: Any) -> int:
+    """``"4GB"`` -> 4_000_000_000, ``"512MiB"`` -> 536_870_912, plain numbers are bytes (Ray's unit)."""
+    if isinstance(value, bool):
+        raise ValueError("memory must be a size such as 4GB, 512MiB or a number of bytes.")
+    if isinstance(value, (int, float)):
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in _MEMORY_UNITS:
+        raise ValueError(
+            f"cannot read memory size {value!r}. Write a number with a unit: 4GB, 512MB, 2GiB (or bytes)."
+        )
+    return int(float(match.group(1)) * _MEMORY_UNITS[unit])
+
+
 class Resources(Frozen):
-    """What one node asks Ray for; ``gpus`` may be fractional to pack small nodes on one GPU."""
+    """What one node asks Ray for; ``gpus`` may be fractional to pack small nodes on one GPU.
+
+    ``workers`` turns the node into data-parallel training (Ray Train's TorchTrainer): each of
+    the ``workers`` processes gets ``cpus_per_worker``/``gpus_per_worker``, and the node's own
+    ``cpus``/``gpus`` are not used. ``custom`` are Ray custom resources (``ray start --resources``),
+    ``labels`` must all match a Ray node's labels (``ray start --labels``).
+    """
 
     cpus: float = Field(1.0, ge=0.0)
     gpus: float = Field(0.0, ge=0.0)
+    memory: int | None = Field(None, ge=0, description="Bytes of RAM Ray reserves for the node: 4GB, 512MiB, ...")
+    custom: dict[str, float] = Field(default_factory=dict, description="Ray custom resources: {special_hw: 1}.")
+    accelerator_type: str | None = Field(None, description="Ray accelerator type, e.g. A100, H100, T4.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Run only on Ray nodes with these labels.")
+    workers: int | None = Field(None, ge=1, description="Data-parallel workers (Ray Train TorchTrainer).")
+    cpus_per_worker: float | None = Field(None, ge=0.0)
+    gpus_per_worker: float | None = Field(None, ge=0.0)
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _memory_size(cls, value: Any) -> Any:
+        return None if value is None else parse_memory(value)
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_not_builtin(cls, value: dict[str, float]) -> dict[str, float]:
+        builtin = {"CPU": "cpus", "GPU": "gpus", "memory": "memory", "object_store_memory": "memory"}
+        for key, amount in value.items():
+            if key in builtin:
+                raise ValueError(f"'{key}' is not a custom resource. Use `resources.{builtin[key]}` instead.")
+            if amount < 0:
+                raise ValueError(f"custom resource '{key}' is {amount}; amounts must be >= 0.")
+        return value
+
+    @model_validator(mode="after")
+    def _per_worker_needs_workers(self) -> Resources:
+        if self.workers is None:
+            for key in ("cpus_per_worker", "gpus_per_worker"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"`{key}` needs `workers`. Add `workers: N` or use `cpus`/`gpus` instead.")
+        return self
 
 
 class TrainConfig(Frozen):

@@ -114,8 +114,14 @@ def train_node(
     upstream_states: dict[str, dict[str, np.ndarray]],
     report: Report | None = None,
     device: torch.device | None = None,
+    shard: tuple[int, int] | None = None,
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
 ) -> NodeOutput:
-    """Train one node from its request and the states of the upstream nodes it inherits from."""
+    """Train one node from its request and the states of the upstream nodes it inherits from.
+
+    Data-parallel training (``train.distributed``) passes ``shard=(rank, world_size)`` to train on
+    this worker's share of the examples, and ``wrap`` (DDP) for the training forward pass.
+    """
     if request.task.kind == "multitask":  # joint node: shared trunk, a head per task
         from taskgraph.train.multitask import train_joint_node
 
@@ -126,6 +132,10 @@ def train_node(
 
     splits: Splits = load_data(request.data)
     train = subsample(splits.train, task.train.label_fraction, request.seed)
+    if shard is not None:
+        from taskgraph.train.distributed import shard_split
+
+        train = shard_split(train, *shard, where=where)
     for key in (task.input, task.loss.target):  # clear errors for fields the data lacks
         splits.field("train", key, where), splits.field("val", key, where)
     x_train, y_train = train[task.input], train[task.loss.target]
@@ -151,6 +161,7 @@ def train_node(
     model.to(device)
     x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
     optimizer = _optimizer(task, model, frozen, lr_scale)
+    net = wrap(model) if wrap else model  # the forward used for training; evaluation uses the plain model
     cfg = task.train
     n, steps, history = len(x_train), 0, []
     generator = torch.Generator().manual_seed(request.seed)
@@ -162,7 +173,7 @@ def train_node(
         order = torch.randperm(n, generator=generator).to(device)
         for i in range(0, n, cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
-            loss = compute_loss(model(x_train[idx]), y_train[idx], task.loss)
+            loss = compute_loss(net(x_train[idx]), y_train[idx], task.loss)
             if not torch.isfinite(loss):
                 raise TrainError(
                     f"node '{request.name}': loss is {loss.item()} at epoch {epoch}, step {steps + 1} "

@@ -1,0 +1,167 @@
+"""Where artifacts live: a local path, or any fsspec URL (``s3://``, ``gs://``, ``memory://``, ...).
+
+On a cluster, nodes on other machines write their artifacts here, so the run directory must be
+shared: a path every machine mounts (``/shared/runs``, NFS), or an object store URL. Every
+function takes a *location*: a local path (``str``/``PathLike``; ``file://`` URLs count as local)
+or a URL string. Local writes stay atomic (temp file + ``os.replace``); an object store's single
+PUT is atomic by itself, and other fsspec backends write a temp name and move it.
+
+fsspec is imported only for URLs; cloud backends need their package on every machine
+(``s3fs`` for s3://, ``gcsfs`` for gs://): the error says which.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Union
+
+from taskgraph.errors import ArtifactError
+
+__all__ = [
+    "Location", "is_remote", "normalize", "join", "write_bytes", "write_text", "write_json",
+    "read_bytes", "read_text", "read_json", "exists", "listdir", "makedirs", "remove",
+]
+
+Location = Union[str, "os.PathLike[str]"]
+
+#: Stores whose single upload is atomic (readers see the old object or the whole new one).
+_ATOMIC_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"}
+
+
+def is_remote(location: Location) -> bool:
+    """True for a URL that is not ``file://``: it goes through fsspec."""
+    text = os.fspath(location)
+    return "://" in text and not text.startswith("file://")
+
+
+def normalize(location: Location) -> Path | str:
+    """A ``Path`` for local locations (``file://`` stripped), the URL string (no trailing /) otherwise."""
+    text = os.fspath(location)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):])
+    if is_remote(text):
+        return text.rstrip("/")
+    return Path(text)
+
+
+def join(location: Location, *parts: str) -> Path | str:
+    """``location/part/...``: a ``Path`` locally, a ``/``-joined URL otherwise."""
+    base = normalize(location)
+    if isinstance(base, Path):
+        return base.joinpath(*parts)
+    return "/".join([base, *(p.strip("/") for p in parts)])
+
+
+def _fs(url: str) -> tuple[Any, str]:
+    try:
+        import fsspec
+
+        return fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        protocol = url.split("://", 1)[0]
+        package = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}.get(protocol, "fsspec")
+        raise ArtifactError(
+            f"cannot open {url}: {exc}. Install `{package}` on this machine and every Ray node "
+            "(add it to the cluster image), or use a shared local path."
+        ) from exc
+
+
+def write_bytes(location: Location, data: bytes) -> Path | str:
+    """Write ``data`` so that readers never see half of it; parent folders are created."""
+    target = normalize(location)
+    if isinstance(target, Path):
+        from taskgraph.artifacts.files import atomic_write_bytes
+
+        return atomic_write_bytes(target, data)
+    fs, path = _fs(target)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    if set(_protocols(fs)) & _ATOMIC_PUT:
+        fs.pipe_file(path, data)
+    else:
+        tmp = f"{parent}/.{path.rsplit('/', 1)[-1]}.{uuid.uuid4().hex[:8]}.tmp"
+        fs.pipe_file(tmp, data)
+        fs.mv(tmp, path)
+    return target
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def write_text(location: Location, text: str) -> Path | str:
+    return write_bytes(location, text.encode("utf-8"))
+
+
+def write_json(location: Location, obj: Any) -> Path | str:
+    return write_text(location, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_bytes(location: Location) -> bytes:
+    target = normalize(location)
+    try:
+        if isinstance(target, Path):
+            return target.read_bytes()
+        fs, path = _fs(target)
+        return fs.cat_file(path)
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{target} does not exist. Check the run directory (--run-dir) you passed.") from exc
+
+
+def read_text(location: Location) -> str:
+    return read_bytes(location).decode("utf-8")
+
+
+def read_json(location: Location) -> Any:
+    return json.loads(read_bytes(location))
+
+
+def exists(location: Location) -> bool:
+    target = normalize(location)
+    if isinstance(target, Path):
+        return target.exists()
+    fs, path = _fs(target)
+    return fs.exists(path)
+
+
+def listdir(location: Location) -> list[str]:
+    """Names (not paths) directly under ``location``, sorted; empty if it does not exist."""
+    target = normalize(location)
+    if isinstance(target, Path):
+        return sorted(p.name for p in target.iterdir()) if target.is_dir() else []
+    fs, path = _fs(target)
+    if not fs.exists(path):
+        return []
+    return sorted(entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False))
+
+
+def makedirs(location: Location, exist_ok: bool = True) -> None:
+    """Create a folder (and parents). Object stores have no folders: there it only checks ``exist_ok``."""
+    target = normalize(location)
+    if isinstance(target, Path):
+        target.mkdir(parents=True, exist_ok=exist_ok)
+        return
+    fs, path = _fs(target)
+    if not exist_ok and fs.exists(path):
+        raise FileExistsError(target)
+    fs.makedirs(path, exist_ok=True)
+
+
+def remove(location: Location, recursive: bool = False) -> None:
+    """Delete a file (or a folder with ``recursive``); a missing one is not an error."""
+    target = normalize(location)
+    if isinstance(target, Path):
+        if target.is_dir() and recursive:
+            import shutil
+
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+        return
+    fs, path = _fs(target)
+    if fs.exists(path):
+        fs.rm(path, recursive=recursive)
