@@ -239,7 +239,9 @@ def _translate(error: dict[str, Any], source: SourceMap) -> list[SpecIssue]:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
     if kind == "value_error" and isinstance(error.get("ctx", {}).get("error"), NameProblems):
-        return [source.issue(p_loc, msg, at_key=p_loc[-2] == "depends_on") for p_loc, msg in error["ctx"]["error"].problems]
+        # Locations are relative to the model that raised them (the graph, or one joint node).
+        return [source.issue((*loc, *p_loc), msg, at_key=p_loc[-2] == "depends_on")
+                for p_loc, msg in error["ctx"]["error"].problems]
     if kind == "extra_forbidden":
         model = _model_at(loc)
         key = str(loc[-1])
