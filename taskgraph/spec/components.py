@@ -14,7 +14,15 @@ from typing import Annotated, Any, Union
 from pydantic import Discriminator, Tag
 
 from taskgraph.spec.base import is_custom_ref
-from taskgraph.spec.data import Conll2000Data, CustomData, SyntheticShapesData
+from taskgraph.spec.data import (
+    Conll2000Data,
+    CustomData,
+    DigitPairsData,
+    FsddData,
+    MnistData,
+    SyntheticShapesData,
+    TimitSampleData,
+)
 from taskgraph.spec.losses import (
     AdversarialLoss,
     BinaryCrossEntropyLoss,
@@ -83,6 +91,10 @@ DataConfig = Annotated[
     Union[
         Annotated[SyntheticShapesData, Tag("synthetic_shapes")],
         Annotated[Conll2000Data, Tag("conll2000")],
+        Annotated[TimitSampleData, Tag("timit_sample")],
+        Annotated[FsddData, Tag("fsdd")],
+        Annotated[MnistData, Tag("mnist")],
+        Annotated[DigitPairsData, Tag("digit_pairs")],
         Annotated[CustomData, Tag("custom")],
     ],
     Discriminator(_tag("loader")),
@@ -95,6 +107,7 @@ DataConfig = Annotated[
 METRICS: dict[str, str] = {
     "accuracy": "share of correct predictions (argmax, or logit > 0 for one output); labels -100 are ignored",
     "macro_f1": "unweighted mean of per-class F1 scores",
+    "binary_f1": "F1 of the positive class (logit > 0), e.g. boundary detection",
     "span_f1": "span-level F1 of IOB chunks (conlleval; labels O=0, B-k=2k+1, I-k=2k+2, -100 ignored)",
     "mse": "mean squared error",
     "mae": "mean absolute error",

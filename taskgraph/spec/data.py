@@ -49,6 +49,93 @@ class CustomData(Open):
         return None
 
 
+# --------------------------------------------------------------------------- real data sets
+# Loaders never download: ``root`` is the folder of the data set; when omitted it is
+# ``$TASKGRAPH_DATA/<name>`` if that variable is set, else ``<repo>/../shared/data/<name>``
+# (resolved in ``taskgraph.train.datasets``). The ``max_*`` options take small slices for tests.
+
+
+class _RealDataBase(_DataBase):
+    root: str | None = Field(None, description="Folder of the data set (default: $TASKGRAPH_DATA/<name> or shared/data/<name>).")
+
+
+class TimitSampleData(_RealDataBase):
+    """NLTK's TIMIT sample, one example per 10 ms frame: log-mel features with ±context frames.
+
+    Fields: ``x`` (``(2*context+1)*n_mels`` wide, per-utterance mean/variance normalised),
+    ``phone`` (61 phones folded to the standard 39, Lee & Hon 1989; frames of the deleted
+    glottal stop ``q`` are dropped), ``phone61``, ``phone_boundary`` and ``word_boundary``
+    (float 0/1: a boundary lies within ±``boundary_tolerance`` frames), ``speaker``, ``female``.
+    The validation split holds out whole speakers (``val_fraction`` of them, both genders).
+    """
+
+    loader: Literal["timit_sample"]
+    val_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="Share of *speakers* held out for validation.")
+    n_mels: int = Field(40, ge=4)
+    context: int = Field(5, ge=0, description="Frames stacked on each side of the centre frame.")
+    boundary_tolerance: int = Field(1, ge=0, description="A frame is a boundary frame within ±this many frames.")
+    max_utterances: int | None = Field(None, ge=2, description="Keep this many utterances, spread over speakers (tests).")
+    seed: int = 0
+
+    @property
+    def feature_dim(self) -> int | None:
+        return (2 * self.context + 1) * self.n_mels
+
+
+class FsddData(_RealDataBase):
+    """Free Spoken Digit Dataset: one example per clip, a log-mel grid resampled to ``frames`` frames.
+
+    Fields: ``x`` (``n_mels * frames`` wide, standardised per mel band on the training clips),
+    ``digit`` (10 classes), ``speaker`` (6 classes). Validation is the official test split
+    (recording indices 0-4); ``max_index`` keeps only indices below it (tests).
+    """
+
+    loader: Literal["fsdd"]
+    n_mels: int = Field(40, ge=4)
+    frames: int = Field(32, ge=2, description="Every clip's log-mel is resampled to this many frames.")
+    max_index: int = Field(50, ge=6, le=50, description="Keep recordings with index < this (0-4 are validation).")
+
+    @property
+    def feature_dim(self) -> int | None:
+        return self.n_mels * self.frames
+
+
+class MnistData(_RealDataBase):
+    """MNIST digits from the raw IDX files: ``x`` (784 pixels, standardised), ``digit``, ``parity``, ``ge5``.
+
+    Validation is the official 10,000-image test set; ``max_train``/``max_val`` take the first N (tests).
+    """
+
+    loader: Literal["mnist"]
+    max_train: int | None = Field(None, ge=1)
+    max_val: int | None = Field(None, ge=1)
+
+    @property
+    def feature_dim(self) -> int | None:
+        return 784
+
+
+class DigitPairsData(_RealDataBase):
+    """Cross-modal pairs: each FSDD clip next to an MNIST image, of the same digit half of the time.
+
+    Fields: ``x`` = ``[audio | image]`` (``n_mels*frames + 784`` wide; modules pick their part with
+    ``columns``), ``same`` (float 0/1), ``audio_digit``, ``image_digit``. FSDD's official split
+    decides train/val; train images come from MNIST train, validation images from MNIST test.
+    ``root`` is the folder that holds ``fsdd/`` and ``mnist/``.
+    """
+
+    loader: Literal["digit_pairs"]
+    n_mels: int = Field(40, ge=4)
+    frames: int = Field(32, ge=2)
+    max_index: int = Field(50, ge=6, le=50)
+    pairs_per_clip: int = Field(2, ge=1, description="Images paired with each clip (more pairs, same audio).")
+    seed: int = 0
+
+    @property
+    def feature_dim(self) -> int | None:
+        return self.n_mels * self.frames + 784
+
+
 class Conll2000Data(Frozen):
     """CoNLL-2000 WSJ text with POS and chunk tags: padded word ids ``x``, ``pos``, ``chunk``, ``length``.
 

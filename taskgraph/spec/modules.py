@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from taskgraph.spec.base import CUSTOM_PATTERN, Frozen, Open
 
@@ -39,15 +39,32 @@ class MLPModule(_ModuleBase):
     out: int | None = Field(None, gt=0, description="Optional final linear layer without activation.")
     activation: Literal["relu", "gelu", "tanh"] = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    columns: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(gt=0)]] | None = Field(
+        None,
+        description="Read only input columns [start, stop) and pass the others through after the output "
+        "(two encoders side by side on a cross-modal input). Parameters depend only on stop - start.",
+    )
+
+    @model_validator(mode="after")
+    def _columns_ordered(self) -> MLPModule:
+        if self.columns is not None and self.columns[1] <= self.columns[0]:
+            raise ValueError(f"columns {list(self.columns)}: stop must be above start, e.g. [0, 1280].")
+        return self
 
     def _widths(self) -> tuple[int, ...]:
         return self.hidden + ((self.out,) if self.out else ())
 
     def output_dim(self, in_dim: int | None) -> int | None:
-        return self._widths()[-1]
+        if self.columns is None:
+            return self._widths()[-1]
+        width = self.resolved_in(in_dim)
+        passed = None if width is None else width - (self.columns[1] - self.columns[0])
+        return None if passed is None else self._widths()[-1] + passed
 
     def param_shapes(self, in_dim: int | None) -> dict[str, Shape] | None:
         width = self.resolved_in(in_dim)
+        if self.columns is not None:
+            width = self.columns[1] - self.columns[0]
         if width is None:
             return None
         shapes: dict[str, Shape] = {}

@@ -109,4 +109,6 @@ def subsample(split: Split, fraction: float, seed: int) -> Split:
     return {k: v[idx] for k, v in split.items()}
 
 
+# The real data sets register themselves in LOADERS (imported last: they import this module).
+import taskgraph.train.datasets  # noqa: E402,F401
 import taskgraph.train.datasets.conll2000  # noqa: E402,F401  (registers `conll2000`)

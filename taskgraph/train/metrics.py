@@ -110,3 +110,13 @@ def span_f1(output: torch.Tensor, target: torch.Tensor) -> float:
 
 def compute_metric(name: str, output: torch.Tensor, target: torch.Tensor) -> float:
     return float(METRIC_FNS.get(name)(output, target))
+
+
+@METRIC_FNS.register("binary_f1")
+def binary_f1(output: torch.Tensor, target: torch.Tensor) -> float:
+    """F1 of the positive class: rare events (boundaries) where accuracy rewards always saying no."""
+    pred, true = predictions(output, target).flatten().bool(), target.flatten() > 0.5
+    tp = (pred & true).sum().item()
+    fp = (pred & ~true).sum().item()
+    fn = (~pred & true).sum().item()
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)

@@ -48,8 +48,29 @@ class MLP(nn.Module):
         return x
 
 
+class ColumnsMLP(MLP):
+    """An MLP on input columns [start, stop); the other columns follow its output unchanged.
+
+    Same parameter names as ``MLP``, so an encoder trained on one modality alone can be shared
+    into a node whose input puts two modalities side by side.
+    """
+
+    def __init__(self, columns: tuple[int, int], *args):
+        super().__init__(*args)
+        self.start, self.stop = columns
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inside = super().forward(x[..., self.start : self.stop])
+        return torch.cat([inside, x[..., : self.start], x[..., self.stop :]], dim=-1)
+
+
 @MODULES.register("mlp")
 def _mlp(config: MLPModule, in_dim: int) -> nn.Module:
+    if config.columns is not None:
+        start, stop = config.columns
+        if stop > in_dim:
+            raise TrainError(f"mlp columns [{start}, {stop}) go past the input width {in_dim}. Lower `columns`.")
+        return ColumnsMLP(config.columns, stop - start, config.hidden, config.out, config.activation, config.dropout)
     return MLP(in_dim, config.hidden, config.out, config.activation, config.dropout)
 
 
