@@ -23,6 +23,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+OnlyOpt = Annotated[Optional[str], typer.Option("--only", help="Run only these nodes (their upstream must be cached).")]
+FromOpt = Annotated[Optional[str], typer.Option("--from", help="Retrain these nodes and everything downstream of them.")]
+UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Stop after these nodes: run only them and their ancestors.")]
+ForceOpt = Annotated[Optional[str], typer.Option("--force", help="Retrain these nodes even if cached (NAME+ for descendants too).")]
 GraphArg = Annotated[Path, typer.Argument(help="The graph file (YAML).", show_default=False)]
 SetOpt = Annotated[
     Optional[list[str]],
@@ -102,11 +106,30 @@ def run(
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop everything at the first failure.")] = False,
     num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
+    only: OnlyOpt = None,
+    from_: FromOpt = None,
+    until: UntilOpt = None,
+    force: ForceOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Train every selected node; store nothing.")] = False,
 ) -> None:
-    """Train the graph on Ray (an embedded local Ray unless --address or RAY_ADDRESS is given)."""
+    """Train the graph on Ray (an embedded local Ray unless --address or RAY_ADDRESS is given).
+
+    Nodes whose result is cached under --run-dir (same config, data, code, seed and upstream)
+    are reused, not retrained. Selections: NAME, NAME+ (with descendants), +NAME (with
+    ancestors), shell patterns, comma-separated.
+    """
+    spec, source, the_plan = _load(graph, set_)
+    _run_and_report(spec, source, the_plan, run_dir=run_dir, address=address, cpu_only=cpu_only,
+                    fail_fast=fail_fast, num_cpus=num_cpus, only=only, from_=from_, until=until,
+                    force=force, no_cache=no_cache, graph_path=graph)
+
+
+def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=False, fail_fast=False,
+                    num_cpus=None, only=None, from_=None, until=None, force=None, no_cache=False,
+                    graph_path=None, resume_dir=None) -> None:
+    """Shared by ``run`` and ``resume``: run, print per-node lines and the summary table."""
     from taskgraph.runner import run_graph
 
-    spec, source, the_plan = _load(graph, set_)
     _echo(f"running {spec.name}: {len(the_plan.order)} nodes in {len(the_plan.stages)} stages")
 
     def progress(record) -> None:
@@ -114,16 +137,22 @@ def run(
             final = ", ".join(f"{k}={v:.4f}" for k, v in record.meta.get("final", {}).items())
             took = (record.ended_at or 0) - (record.started_at or 0)
             _echo(f"  done     {record.name} in {took:.1f}s on {record.host} ({record.meta.get('device')}): {final}")
+        elif record.status == "cached":
+            final = ", ".join(f"{k}={v:.4f}" for k, v in record.meta.get("final", {}).items())
+            _echo(f"  cached   {record.name}: {final}")
         elif record.status in ("failed", "skipped"):
             _echo(f"  {record.status:<8} {record.name}: {record.error}")
 
     result = run_graph(
         spec, source, run_root=run_dir, address=address, use_cpu_only=cpu_only,
-        keep_going=not fail_fast, num_cpus=num_cpus, on_update=progress,
+        keep_going=not fail_fast, num_cpus=num_cpus, on_update=progress, only=only, from_=from_,
+        until=until, force=force, use_cache=not no_cache, resume_dir=resume_dir,
     )
     _echo("")
     _echo(f"{'node':<16} {'status':<8} {'seconds':>8}  metrics (validation)")
     for name in the_plan.order:
+        if name not in result.records:
+            continue  # not selected
         rec = result.records[name]
         took = f"{rec.ended_at - rec.started_at:.1f}" if rec.started_at and rec.ended_at else "-"
         final = ", ".join(f"{k}={v:.4f}" for k, v in rec.meta.get("final", {}).items())
@@ -133,8 +162,90 @@ def run(
         failed = [n for n, r in result.records.items() if r.status == "failed"]
         raise ExecutionError(
             f"{len(failed)} node(s) failed: {', '.join(failed)}. Errors and tracebacks are in "
-            f"{result.run_dir}/run.json; finished nodes' artifacts are kept there."
+            f"{result.run_dir}/run.json; finished nodes' artifacts are kept there and in the cache. "
+            f"After a fix, `taskgraph resume {result.run_dir}` (or the same `taskgraph run`) trains only "
+            "what is not finished."
         )
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise TaskgraphError(f"{option} '{text}': expected comma-separated numbers, e.g. 0.1,0.3,1.0.") from None
+
+
+@app.command()
+def ablate(
+    graph: GraphArg,
+    seeds: Annotated[int, typer.Option(help="Seeds per variant (paired: same seed with and without the edge).")] = 3,
+    fractions: Annotated[str, typer.Option(help="Label fractions of the downstream task, e.g. 0.1,0.3,1.0.")] = "1.0",
+    edge: Annotated[
+        Optional[list[str]], typer.Option("--edge", help="Only this edge, 'upstream->downstream' (repeatable).")
+    ] = None,
+    metric: Annotated[Optional[str], typer.Option(help="Compare this metric (default: each task's first).")] = None,
+    from_run: Annotated[
+        Optional[Path], typer.Option("--from-run", help="Take upstream states from this finished run folder.")
+    ] = None,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Where run folders go.")] = Path("runs"),
+    address: Annotated[Optional[str], typer.Option(help="An existing Ray cluster (default: embedded local Ray).")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
+    cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
+    set_: SetOpt = None,
+) -> None:
+    """Transfer gain of every dependency: train each edge's target with and without it, over seeds."""
+    from taskgraph.ablate import ablate_graph
+    from taskgraph.runner import cpu_only as drop_gpus
+
+    spec, source, _plan = _load(graph, set_)
+    if cpu_only:
+        spec = drop_gpus(spec)
+    shares = _floats(fractions, "--fractions")
+
+    def progress(record) -> None:
+        if record.status == "done" and "[" in record.name:
+            final = ", ".join(f"{k}={v:.4f}" for k, v in record.meta.get("final", {}).items())
+            _echo(f"  done     {record.name}: {final}")
+        elif record.status == "done":
+            _echo(f"  upstream {record.name} trained")
+
+    result = ablate_graph(
+        spec, source, seeds=seeds, fractions=shares, edges=edge, metric=metric, run_root=run_dir,
+        from_run=from_run, address=address, num_cpus=num_cpus, on_update=progress,
+    )
+    _echo("")
+    for note in result.skipped:
+        _echo(f"skipped {note}")
+    _echo(result.table())
+    _echo(f"\nwrote {result.out_dir / 'ablation.json'} and {result.out_dir / 'ablation.png'}")
+
+
+@app.command()
+def affinity(
+    graph: GraphArg,
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: every single-task node).")] = None,
+    shared: Annotated[Optional[str], typer.Option(help="The shared module (default: the first task's first module).")] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs of joint training while measuring.")] = 3,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size (default: the first task's).")] = None,
+    lookahead_lr: Annotated[float, typer.Option(help="SGD step size of the lookahead on the shared module.")] = 0.5,
+    every: Annotated[int, typer.Option(help="Measure affinity every N steps.")] = 2,
+    ratio: Annotated[float, typer.Option(help="Group/chain above this share of the largest mutual affinity.")] = 0.5,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for affinity.json and suggested.yaml.")] = Path(
+        "runs/affinity"
+    ),
+    set_: SetOpt = None,
+) -> None:
+    """Measure inter-task affinity (TAG lookahead) on shared inputs and write a suggested graph."""
+    from taskgraph.affinity import measure_affinity
+
+    spec, _source, _plan = _load(graph, set_)
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    report = measure_affinity(
+        spec, names, shared, out_dir=output, ratio=ratio, epochs=epochs, batch_size=batch_size,
+        lookahead_lr=lookahead_lr, every=every, seed=spec.seed,
+    )
+    _echo(report.text())
+    _echo(f"\nwrote {output / 'affinity.json'} and {output / 'suggested.yaml'} (start from it: taskgraph validate ...)")
 
 
 class ListWhat(str, Enum):
@@ -144,6 +255,49 @@ class ListWhat(str, Enum):
     metrics = "metrics"
     weightings = "weightings"
     all = "all"
+
+
+@app.command()
+def status(
+    graph: GraphArg,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="The --run-dir whose cache to look in.")] = Path("runs"),
+    set_: SetOpt = None,
+    only: OnlyOpt = None,
+    from_: FromOpt = None,
+    until: UntilOpt = None,
+    force: ForceOpt = None,
+) -> None:
+    """What is cached and what a `taskgraph run` with the same options would train, and why."""
+    from taskgraph.artifacts.cache import NodeCache
+    from taskgraph.incremental import decide
+
+    spec, _source, the_plan = _load(graph, set_)
+    selection = decide(spec, the_plan, NodeCache.for_run_root(run_dir), only=only, from_=from_, until=until,
+                       force=force)
+    _echo(f"{'node':<16} {'action':<9} {'key':<12}  why")
+    for name in the_plan.order:
+        _echo(f"{name:<16} {selection.action(name):<9} {selection.keys[name][:12]}  {selection.reasons[name]}")
+    _echo(f"\n{len(selection.to_run)} to train, {len(selection.cached)} cached, {len(selection.excluded)} not selected")
+
+
+@app.command()
+def resume(
+    run_folder: Annotated[Path, typer.Argument(help="A run folder printed by `taskgraph run`.", show_default=False)],
+    address: Annotated[Optional[str], typer.Option(help="An existing Ray cluster.")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
+    cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
+) -> None:
+    """Finish an interrupted or failed run in its own folder: only unfinished nodes train."""
+    from taskgraph.artifacts.rundir import GRAPH, RunDir
+    from taskgraph.plan.graph import make_plan
+    from taskgraph.spec.loader import load_spec
+
+    folder = RunDir.open(run_folder)
+    spec, source = load_spec(Path(str(folder.path)) / GRAPH)
+    the_plan = make_plan(spec, source)
+    run_root = Path(str(folder.path)).parents[1]  # <run-dir>/<graph>/<timestamp>
+    _run_and_report(spec, source, the_plan, run_dir=run_root, address=address, cpu_only=cpu_only,
+                    num_cpus=num_cpus, resume_dir=folder.path)
 
 
 @app.command("list")

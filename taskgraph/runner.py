@@ -17,8 +17,10 @@ from typing import Any
 import yaml
 
 from taskgraph.artifacts import store
+from taskgraph.artifacts.cache import NodeCache
 from taskgraph.artifacts.rundir import RunDir, write_node
 from taskgraph.errors import ExecutionError
+from taskgraph.observers import RunObservers
 from taskgraph.plan.graph import Plan, build_graph, make_plan, remaining_path_costs
 from taskgraph.spec.loader import SourceMap
 from taskgraph.spec.models import Graph, Resources
@@ -42,24 +44,56 @@ class RunResult:
         return dict(self.records[node].meta.get("final", {}))
 
 
-def node_job(name: str, payload: tuple[Any, str], inputs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Runs on a Ray worker: train the node, write its artifacts, return its state for its children."""
+def node_job(
+    name: str, payload: tuple[Any, str], inputs: dict[str, Any], tracking: Any = None
+) -> tuple[Any, dict[str, Any]]:
+    """Runs on a Ray worker: train the node, write its artifacts, return its state for its children.
+
+    Epoch (and throttled step) reports go to the driver's live view (``execute.progress``) and to
+    the loggers ``tracking`` asks for (TensorBoard under ``<node>/tb``, MLflow).
+    """
+    from taskgraph.execute.progress import report as progress_report
+    from taskgraph.train.tracking import fan_out, open_loggers
     from taskgraph.train.loop import train_node
 
-    request, node_dir = payload
+    request, node_dir, cache_root, key = payload
     _mark_attempt(node_dir)
-    if request.task.resources is not None and request.task.resources.workers:
-        from taskgraph.train.distributed import train_node_distributed
+    loggers, notes = open_loggers(tracking, name, str(node_dir), _logged_params(request))
+    report, ok = fan_out(progress_report, *loggers), False
+    try:
+        if request.task.resources is not None and request.task.resources.workers:
+            from taskgraph.train.distributed import train_node_distributed
 
-        out = train_node_distributed(request, inputs)
-    else:
-        out = train_node(request, inputs)
+            out = train_node_distributed(request, inputs)
+        else:
+            out = train_node(request, inputs, report=report)
+        ok = True
+    finally:
+        for logger in loggers:
+            logger.close(ok)
     write_node(
         node_dir,
         out.state,
-        {"node": name, **out.metrics, "inherited": out.inherited, "device": out.device, "steps": out.steps},
+        {"node": name, **out.metrics, "inherited": out.inherited, "device": out.device, "steps": out.steps,
+         **({"tracking": notes} if notes else {})},
     )
-    return out.state, {"final": out.metrics["final"], "inherited": out.inherited, "device": out.device, "steps": out.steps}
+    meta = {"final": out.metrics["final"], "inherited": out.inherited, "device": out.device, "steps": out.steps,
+            "resumed_from_step": out.metrics.get("resumed_from_step")}
+    if cache_root is not None:  # published as soon as the node is done: a killed driver loses nothing
+        from taskgraph.artifacts.cache import NodeCache
+
+        NodeCache(cache_root).store(key, node_dir, {**meta, "node": name, "host": socket.gethostname(),
+                                                   "trained_at": time.time()})
+    return out.state, meta
+
+
+def _logged_params(request: Any) -> dict[str, Any]:
+    """The node's training settings, as MLflow parameters."""
+    task = request.task
+    params = {f"train.{k}": v for k, v in (task.train.model_dump() if task.train else {}).items()}
+    params.update({"seed": request.seed, "data": task.data,
+                   "inherits": ", ".join(f"{i.local}<-{i.upstream}.{i.remote}:{i.mode}" for i in request.inherits)})
+    return params
 
 
 ATTEMPTS = "attempts"
@@ -98,14 +132,20 @@ def cpu_only(spec: Graph) -> Graph:
     return spec.model_copy(update={"tasks": tasks})
 
 
-def build_jobs(spec: Graph, plan: Plan, run_dir: RunDir) -> list[Any]:
-    """One ``NodeJob`` per task, in plan order, prioritised by remaining critical-path cost."""
+def build_jobs(
+    spec: Graph, plan: Plan, run_dir: RunDir, cache: NodeCache | None = None,
+    keys: dict[str, str] | None = None, names: set[str] | None = None,
+) -> list[Any]:
+    """One ``NodeJob`` per task to run (``names``; default all), prioritised by remaining critical path."""
     from taskgraph.execute.scheduler import NodeJob
     from taskgraph.train.loop import Inheritance, NodeRequest, node_seed
 
     priority = remaining_path_costs(build_graph(spec))
     jobs = []
+    keys = keys or {}
     for name in plan.order:
+        if names is not None and name not in names:
+            continue
         task = spec.tasks[name]
         inherits = tuple(
             Inheritance(local, up, remote, dep.mode, dep.lr_scale)
@@ -113,8 +153,10 @@ def build_jobs(spec: Graph, plan: Plan, run_dir: RunDir) -> list[Any]:
             for local, remote in dep.share.items()
         )
         sources = tuple((d, spec.data[d]) for d in task.data_sources()) if task.kind == "multitask" else ()
+        key = keys.get(name, "")
         request = NodeRequest(name, task, spec.data[task.data], node_seed(task.seed or 0, name), inherits,
-                              sources=sources)
+                              sources=sources,
+                              checkpoint_dir=str(cache.partial(key)) if cache is not None and key else None)
         jobs.append(
             NodeJob(
                 name=name,
@@ -122,7 +164,7 @@ def build_jobs(spec: Graph, plan: Plan, run_dir: RunDir) -> list[Any]:
                 inputs=tuple(sorted({i.upstream for i in inherits})),
                 **_resource_fields(task.resources),
                 priority=priority[name],
-                payload=(request, str(run_dir.node_dir(name))),
+                payload=(request, str(run_dir.node_dir(name)), str(cache.root) if cache else None, key),
             )
         )
     return jobs
@@ -154,15 +196,32 @@ def run_graph(
     keep_going: bool = True,
     num_cpus: int | None = None,
     on_update: Callable[[Any], None] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    tensorboard: bool = True,
+    mlflow_uri: str | None = None,
+    only: str | None = None,
+    from_: str | None = None,
+    until: str | None = None,
+    force: str | None = None,
+    use_cache: bool = True,
+    resume_dir: str | os.PathLike[str] | None = None,
 ) -> RunResult:
-    """Plan and train a whole graph on Ray; artifacts land in a fresh run directory."""
-    from taskgraph.execute.cluster import connect
-    from taskgraph.execute.scheduler import run_jobs
+    """Plan and train a graph on Ray; artifacts land in a fresh run directory (or ``resume_dir``).
+
+    Nodes whose cache key has a stored result are not trained: their artifacts are linked in.
+    When every selected node is cached, Ray is not even started.
+    """
+    from taskgraph.execute.records import NodeRecord
+    from taskgraph.incremental import decide
 
     if use_cpu_only:
         spec = cpu_only(spec)
     plan = make_plan(spec, source)
-    run_dir = RunDir.create(run_root, spec.name)
+    cache = NodeCache.for_run_root(run_root) if use_cache and not store.is_remote(run_root) else None
+    selection = decide(spec, plan, cache, only=only, from_=from_, until=until, force=force)
+    run_dir = RunDir.open(resume_dir) if resume_dir else RunDir.create(run_root, spec.name)
+    observers = RunObservers(run_dir, spec.name, {n: plan.nodes[n].upstream for n in plan.order}, on_progress,
+                             tensorboard=tensorboard, mlflow_uri=mlflow_uri)
     run_dir.write_graph(dump_graph(spec))
     started = time.time()
     state: dict[str, Any] = {
@@ -173,8 +232,10 @@ def run_graph(
         "ended_at": None,
         "order": list(plan.order),
         "critical_path": list(plan.critical_path),
+        "keys": selection.keys,
         "nodes": {},
     }
+    last_write = [0.0]
 
     def entry(record: Any) -> dict[str, Any]:
         data = record.to_dict()
@@ -183,27 +244,60 @@ def run_graph(
         return data
 
     def record_update(record: Any) -> None:
+        # At most a few run.json writes a second (a 1,000-node graph would rewrite it per node);
+        # a kill in between loses nothing: finished nodes are already in the cache.
         state["nodes"][record.name] = entry(record)
-        run_dir.write_run(state)
+        now = time.time()
+        if record.status in ("failed", "skipped") or now - last_write[0] > 0.25:
+            run_dir.write_run(state)
+            last_write[0] = now
         if on_update:
             on_update(record)
 
+    records: dict[str, Any] = {}
+    given: dict[str, Any] = {}
+    needed = {up for name in selection.to_run for up in _inputs_of(spec, name)}
+    waited_on = {up for name in selection.to_run for up in plan.nodes[name].upstream}
+    for name in plan.order:
+        if name in selection.cached:
+            meta = cache.restore(selection.keys[name], run_dir.node_dir(name))
+            records[name] = NodeRecord(name, status="cached", host=meta.get("host"), meta=meta)
+            state["nodes"][name] = entry(records[name])
+            if name in waited_on:
+                given[name] = cache.load_state(selection.keys[name]) if name in needed else None
+            if on_update:
+                on_update(records[name])
     run_dir.write_run(state)
-    jobs = build_jobs(spec, plan, run_dir)
-    session = connect(address, num_cpus=num_cpus)
-    try:
-        import ray
+    if cache is not None:
+        cache.remember(spec.name, {n: selection.keys[n] for n in plan.order if n not in selection.excluded})
 
-        state["ray"] = {"address": session.address or "local", "nodes": len([n for n in ray.nodes() if n["Alive"]])}
-        records = run_jobs(jobs, node_job, keep_going=keep_going, on_update=record_update)
-    except ExecutionError:
-        state["status"] = "error"
-        run_dir.write_run(state)
-        raise
-    finally:
-        session.close()
+    if selection.to_run:
+        from taskgraph.execute.cluster import connect
+        from taskgraph.execute.scheduler import run_jobs
+
+        jobs = build_jobs(spec, plan, run_dir, cache, selection.keys, selection.to_run)
+        session = connect(address, num_cpus=num_cpus)
+        try:
+            import ray
+
+            state["ray"] = {"address": session.address or "local", "nodes": len([n for n in ray.nodes() if n["Alive"]])}
+            records.update(run_jobs(jobs, observers.node_fn(node_job), keep_going=keep_going, on_update=record_update,
+            on_progress=observers.progress, given=given))
+        except ExecutionError:
+            state["status"] = "error"
+            run_dir.write_run(state)
+            observers.finish(state, ok=False)
+            raise
+        finally:
+            session.close()
     state["ended_at"] = time.time()
-    state["status"] = "done" if all(r.status == "done" for r in records.values()) else "failed"
-    state["nodes"] = {name: entry(records[name]) for name in plan.order}
+    state["status"] = "done" if all(r.status in ("done", "cached") for r in records.values()) else "failed"
+    state["nodes"] = {name: entry(records[name]) for name in plan.order if name in records}
     run_dir.write_run(state)
+    observers.finish(state, ok=state["status"] == "done")
     return RunResult(run_dir.path, records, state["ended_at"] - started)
+
+
+def _inputs_of(spec: Graph, name: str) -> set[str]:
+    """Upstream nodes whose learned state this node receives (not order-only edges)."""
+    return {up for up, dep in spec.tasks[name].depends_on.items() if dep.share}

@@ -39,10 +39,12 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
             return RaySession(started_here=True, address=address)
-        # Ray 2.60 turns token auth on for new local instances and warns about it; say so
-        # explicitly (same behaviour, no warning). RAY_AUTH_MODE=disabled in the env still wins.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+        # Ray 2.60 turns token auth on for new local instances (RAY_AUTH_MODE unset) and logs a
+        # warning saying so; keep the secure default, drop the noise. (Setting RAY_AUTH_MODE here
+        # would be too late: Ray reads it when it is imported.)
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         ray.init(
+            address="local",  # always a fresh instance: never join a `ray start` cluster by accident
             num_cpus=num_cpus,
             num_gpus=num_gpus,
             include_dashboard=False,

@@ -14,12 +14,13 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 
 from taskgraph.errors import ExecutionError, TaskgraphError
+from taskgraph.execute.records import NodeRecord
 from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, reporting, start_hub
 from taskgraph.execute.resources import check_feasible, ray_options, usage
 
@@ -46,28 +47,6 @@ class NodeJob:
     gpus_per_worker: float = 0.0
     priority: float = 0.0  # larger first: the remaining critical-path cost
     payload: Any = None
-
-
-@dataclass
-class NodeRecord:
-    """What happened to one node; serialised into ``run.json``."""
-
-    name: str
-    status: str = "pending"  # pending | running | done | failed | skipped
-    submitted_at: float | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    host: str | None = None
-    node_id: str | None = None
-    worker_id: str | None = None
-    pid: int | None = None
-    gpu_ids: list[Any] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    traceback: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _execute(

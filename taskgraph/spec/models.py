@@ -106,6 +106,9 @@ class TrainConfig(Frozen):
     label_fraction: float = Field(
         1.0, gt=0.0, le=1.0, description="Train on this share of the labelled training examples (low-label studies)."
     )
+    checkpoint_every: int | None = Field(
+        None, ge=1, description="Save a checkpoint every N steps; a retried or resumed node continues from it."
+    )
 
 
 class Dependency(Frozen):

@@ -18,6 +18,7 @@ import torch
 
 from taskgraph.errors import TrainError
 from taskgraph.spec.models import Task
+from taskgraph.train.checkpoint import Checkpointer
 from taskgraph.train.data import Splits, load_data, subsample
 from taskgraph.train.losses import compute_loss
 from taskgraph.train.metrics import compute_metric
@@ -26,6 +27,9 @@ from taskgraph.train.model import NodeModel, digest, module_state, state_to_nump
 __all__ = ["Inheritance", "NodeRequest", "NodeOutput", "train_node", "pick_device", "node_seed"]
 
 Report = Callable[[dict[str, Any]], None]
+
+#: At most one in-epoch ``step`` report per this many seconds (progress bars, batch-loss curves).
+STEP_REPORT_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class NodeRequest:
     inherits: tuple[Inheritance, ...] = ()
     #: A joint node's data sources by name (``data`` is its own one); empty for single-task nodes.
     sources: tuple[tuple[str, Any], ...] = ()
+    checkpoint_dir: str | None = None  # where checkpoints go (kept across retries and reruns)
 
 
 @dataclass
@@ -165,13 +170,31 @@ def train_node(
     cfg = task.train
     n, steps, history = len(x_train), 0, []
     generator = torch.Generator().manual_seed(request.seed)
-    for epoch in range(1, cfg.epochs + 1):
+    total_steps = cfg.epochs * math.ceil(n / cfg.batch_size)
+    next_step_report = 0.0  # in-epoch progress, by the clock: loss.item() waits for the GPU
+    checkpoints = Checkpointer(request.checkpoint_dir, cfg.checkpoint_every)
+    start_epoch, skip_batches, total, batches = 1, 0, torch.zeros((), device=device), 0
+    resumed = checkpoints.load()
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        generator.set_state(resumed["epoch_generator"])
+        torch.set_rng_state(resumed["torch_rng"])
+        start_epoch, skip_batches, steps = resumed["epoch"], resumed["batch"], resumed["step"]
+        history, batches = resumed["history"], resumed["batches"]
+        total = torch.tensor(resumed["total"], device=device)
+    for epoch in range(start_epoch, cfg.epochs + 1):
         model.train()
         for name in frozen:  # frozen modules keep eval behaviour: no dropout, no batch-norm updates
             model[name].eval()
-        started, total, batches = time.perf_counter(), torch.zeros((), device=device), 0
+        started = time.perf_counter()
+        if epoch != start_epoch or resumed is None:
+            total, batches = torch.zeros((), device=device), 0
+        epoch_generator = generator.get_state()
         order = torch.randperm(n, generator=generator).to(device)
-        for i in range(0, n, cfg.batch_size):
+        for batch, i in enumerate(range(0, n, cfg.batch_size)):
+            if epoch == start_epoch and batch < skip_batches:
+                continue  # done before the checkpoint we resumed from
             idx = order[i : i + cfg.batch_size]
             loss = compute_loss(net(x_train[idx]), y_train[idx], task.loss)
             if not torch.isfinite(loss):
@@ -189,15 +212,28 @@ def train_node(
             total += loss.detach()
             batches += 1
             steps += 1
+            if report and time.perf_counter() >= next_step_report:
+                next_step_report = time.perf_counter() + STEP_REPORT_S
+                report({"kind": "step", "node": request.name, "epoch": epoch, "epochs": cfg.epochs,
+                        "step": steps, "total_steps": total_steps, "loss": float(loss.item())})
+            if checkpoints.due(steps):
+                checkpoints.save({
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "epoch_generator": epoch_generator, "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch, "batch": batch + 1, "step": steps, "history": history,
+                    "batches": batches, "total": float(total.item()),
+                })
         val = evaluate(model, task, x_val, y_val, max(cfg.batch_size, 1024))
         row = {"epoch": epoch, "step": steps, "train_loss": float(total.item()) / max(batches, 1),
                "seconds": time.perf_counter() - started, **{f"val_{k}": v for k, v in val.items()}}
         history.append(row)
         if report:
-            report({"node": request.name, "epoch": epoch, "epochs": cfg.epochs, **row})
+            report({"kind": "epoch", "node": request.name, "epoch": epoch, "epochs": cfg.epochs,
+                    "total_steps": total_steps, **row})
 
     final = {k.removeprefix("val_"): v for k, v in history[-1].items() if k.startswith("val_")}
     if not all(math.isfinite(v) for v in final.values()):
         raise TrainError(f"node '{request.name}': validation metrics are not finite: {final}.", node=request.name)
-    metrics = {"final": final, "history": history, "train_examples": n, "val_examples": len(x_val)}
+    metrics = {"final": final, "history": history, "train_examples": n, "val_examples": len(x_val),
+               "resumed_from_step": resumed["step"] if resumed else None}
     return NodeOutput(state_to_numpy(model), metrics, inherited, str(device), steps)

@@ -1,0 +1,94 @@
+"""Which nodes a run must train and which it takes from the cache, and why.
+
+Used by ``taskgraph run`` (to skip cached nodes), ``taskgraph status`` (to show what would run)
+and ``taskgraph resume``. Reads the cache's index but never imports Ray or torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from taskgraph.errors import TaskgraphError
+from taskgraph.plan.keys import node_keys
+from taskgraph.plan.select import ancestors, descendants, select
+
+if TYPE_CHECKING:
+    from taskgraph.artifacts.cache import NodeCache
+    from taskgraph.plan.graph import Plan
+    from taskgraph.spec.models import Graph
+
+__all__ = ["Selection", "decide"]
+
+
+@dataclass
+class Selection:
+    """The decision for every node: ``run``, ``cached`` or ``excluded`` (outside --only/--until)."""
+
+    keys: dict[str, str]
+    to_run: set[str] = field(default_factory=set)
+    cached: set[str] = field(default_factory=set)
+    excluded: set[str] = field(default_factory=set)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def action(self, node: str) -> str:
+        if node in self.to_run:
+            return "run"
+        return "cached" if node in self.cached else "excluded"
+
+
+def decide(
+    spec: Graph,
+    plan: Plan,
+    cache: NodeCache | None,
+    *,
+    only: str | None = None,
+    from_: str | None = None,
+    until: str | None = None,
+    force: str | None = None,
+) -> Selection:
+    """Decide per node; a node to run whose upstream is neither run nor cached is an error."""
+    keys = node_keys(spec, plan)
+    selection = Selection(keys)
+    targets = set(plan.order)
+    if only:
+        targets = select(plan, only, "--only")
+    if until:
+        chosen = select(plan, until, "--until")
+        targets &= chosen | ancestors(plan, chosen)
+    forced = select(plan, force, "--force")
+    if from_:
+        chosen = select(plan, from_, "--from")
+        forced |= chosen | descendants(plan, chosen)
+        if not only and not until:
+            targets = set(plan.order)
+    last = cache.last_keys(spec.name) if cache is not None else {}
+    for name in plan.order:
+        if name not in targets:
+            selection.excluded.add(name)
+            selection.reasons[name] = "not selected"
+            continue
+        key = keys[name]
+        if name in forced:
+            selection.to_run.add(name)
+            selection.reasons[name] = "forced"
+        elif cache is not None and cache.has(key):
+            selection.cached.add(name)
+            selection.reasons[name] = "cached"
+        else:
+            selection.to_run.add(name)
+            if name not in last:
+                selection.reasons[name] = "never run" if cache is not None else "cache off"
+            elif last[name] == key:
+                selection.reasons[name] = "not finished"  # same key, no result: interrupted or failed
+            else:
+                changed = [up for up in plan.nodes[name].upstream if up in selection.to_run]
+                selection.reasons[name] = f"upstream {', '.join(changed)} reruns" if changed else "config, data or code changed"
+    for name in sorted(selection.to_run):
+        for up in plan.nodes[name].upstream:
+            if up not in selection.to_run and up not in selection.cached:
+                raise TaskgraphError(
+                    f"node '{name}' needs upstream '{up}', which is not selected and has no cached result. "
+                    f"Select it too (e.g. --only +{name}) or run the whole graph once."
+                )
+    return selection

@@ -1,0 +1,176 @@
+"""Cache keys: what a node's result depends on, hashed, so unchanged nodes are never recomputed.
+
+A node's key is sha256 over canonical JSON of: its resolved config (minus cosmetic fields such as
+``cost`` and ``resources``, which change where and when it runs, not what it learns), its data
+source's config and content fingerprint, the version of the training code, its seed (part of the
+config) and the keys of its upstream nodes. Changing one node therefore changes its key and its
+descendants' keys, and nothing else. Pure apart from reading file contents for fingerprints;
+no Ray or torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskgraph.plan.graph import Plan
+    from taskgraph.spec.models import Graph
+
+__all__ = ["node_keys", "code_version", "data_fingerprint", "canonical_digest", "COSMETIC_FIELDS"]
+
+#: Task fields that do not change what a node learns (DVC excludes such fields from its keys too).
+COSMETIC_FIELDS = frozenset({"cost", "resources", "depends_on"})
+#: Bumped when the key recipe itself changes, so old caches are never misread.
+KEY_SCHEMA = 1
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def canonical_digest(obj: Any) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace): equal values, equal digests."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _tree_digest(paths: Iterable[Path], relative_to: Path | None = None) -> str:
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        name = str(path.relative_to(relative_to)) if relative_to else str(path)
+        h.update(name.encode() + b"\0")
+        h.update(_file_digest(path).encode())
+    return h.hexdigest()
+
+
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    """Content digest, memoised per process on (path, size, mtime) so a rerun hashes nothing twice."""
+    st = path.stat()
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _FILE_DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                h.update(block)
+        _FILE_DIGESTS[memo] = h.hexdigest()
+    return _FILE_DIGESTS[memo]
+
+
+def code_version() -> str:
+    """Digest of taskgraph's training code (``taskgraph/train/**.py``).
+
+    Coarse on purpose: any change to how nodes train invalidates cached results; a change to
+    the CLI, the scheduler or the report does not.
+    """
+    return _tree_digest((_PACKAGE / "train").rglob("*.py"), relative_to=_PACKAGE)
+
+
+def _user_code_files(spec_dump: Any) -> list[Path]:
+    """Source files of ``"pkg.module:name"`` references in a config, found without importing them."""
+    import importlib.util
+
+    refs: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, str) and ":" in value and not value.startswith(("/", ".")) and "://" not in value:
+            refs.add(value.split(":", 1)[0])
+
+    walk(spec_dump)
+    files = []
+    for module in sorted(refs):
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None and found.origin and os.path.isfile(found.origin):
+            files.append(Path(found.origin))
+    return files
+
+
+def _default_root(loader: str) -> Path:
+    env = os.environ.get("TASKGRAPH_DATA")
+    if env:
+        return Path(env) / loader
+    return _PACKAGE.parent.parent / "shared" / "data" / loader
+
+
+def data_fingerprint(config: Any) -> str:
+    """What the data source reads: its declared ``version`` if any, else a digest of its files."""
+    version = getattr(config, "version", None)
+    if version:
+        return f"version:{version}"
+    paths = []
+    extra = getattr(config, "model_extra", None) or {}
+    for attr in ("root", "path", "files"):
+        value = getattr(config, attr, None) or extra.get(attr)
+        if isinstance(value, str):
+            paths.append(Path(value))
+        elif isinstance(value, (list, tuple)):
+            paths += [Path(v) for v in value if isinstance(v, str)]
+    if not paths and "root" in type(config).model_fields:
+        paths.append(_default_root(str(getattr(config, "loader", ""))))
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += [p for p in path.rglob("*") if p.is_file()]
+        elif path.is_file():
+            files.append(path)
+    return _tree_digest(files) if files else "generated"
+
+
+def node_keys(spec: Graph, plan: Plan) -> dict[str, str]:
+    """Cache key of every node, in plan order (upstream keys feed downstream ones)."""
+    code = code_version()
+    data_digests: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    for name in plan.order:
+        task = spec.tasks[name]
+        config = task.model_dump(mode="json", by_alias=True, exclude=set(COSMETIC_FIELDS))
+        if isinstance(config.get("train"), dict):  # how often to checkpoint does not change the result
+            config["train"].pop("checkpoint_every", None)
+        edges = {
+            up: spec.tasks[name].depends_on[up].model_dump(mode="json") for up in sorted(task.depends_on)
+        }
+        sources = {}
+        for source in sorted(_data_names(task)):
+            if source not in data_digests:
+                data_config = spec.data[source]
+                data_digests[source] = canonical_digest(
+                    {"config": data_config.model_dump(mode="json", by_alias=True), "content": data_fingerprint(data_config)}
+                )
+            sources[source] = data_digests[source]
+        user_code = {str(p): _file_digest(p) for p in _user_code_files(config)}
+        keys[name] = canonical_digest(
+            {
+                "schema": KEY_SCHEMA,
+                "task": config,
+                "edges": edges,
+                "upstream": {up: keys[up] for up in plan.nodes[name].upstream},
+                "data": sources,
+                "code": code,
+                "user_code": user_code,
+            }
+        )
+    return keys
+
+
+def _data_names(task: Any) -> set[str]:
+    """Data sources a node reads: ``data`` and, for joint nodes, each head's ``data``."""
+    names = {task.data} if isinstance(getattr(task, "data", None), str) else set()
+    for head in (getattr(task, "heads", None) or {}).values():
+        ref = getattr(head, "data", None)
+        if isinstance(ref, str):
+            names.add(ref)
+    return names
