@@ -248,6 +248,86 @@ def affinity(
     _echo(f"\nwrote {output / 'affinity.json'} and {output / 'suggested.yaml'} (start from it: taskgraph validate ...)")
 
 
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise TaskgraphError(f"{option} '{text}': expected comma-separated numbers, e.g. 0.1,0.3,1.0.") from None
+
+
+@app.command()
+def ablate(
+    graph: GraphArg,
+    seeds: Annotated[int, typer.Option(help="Seeds per variant (paired: same seed with and without the edge).")] = 3,
+    fractions: Annotated[str, typer.Option(help="Label fractions of the downstream task, e.g. 0.1,0.3,1.0.")] = "1.0",
+    edge: Annotated[
+        Optional[list[str]], typer.Option("--edge", help="Only this edge, 'upstream->downstream' (repeatable).")
+    ] = None,
+    metric: Annotated[Optional[str], typer.Option(help="Compare this metric (default: each task's first).")] = None,
+    from_run: Annotated[
+        Optional[Path], typer.Option("--from-run", help="Take upstream states from this finished run folder.")
+    ] = None,
+    run_dir: Annotated[Path, typer.Option("--run-dir", help="Where run folders go.")] = Path("runs"),
+    address: Annotated[Optional[str], typer.Option(help="An existing Ray cluster (default: embedded local Ray).")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
+    cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
+    set_: SetOpt = None,
+) -> None:
+    """Transfer gain of every dependency: train each edge's target with and without it, over seeds."""
+    from taskgraph.ablate import ablate_graph
+    from taskgraph.runner import cpu_only as drop_gpus
+
+    spec, source, _plan = _load(graph, set_)
+    if cpu_only:
+        spec = drop_gpus(spec)
+    shares = _floats(fractions, "--fractions")
+
+    def progress(record) -> None:
+        if record.status == "done" and "[" in record.name:
+            final = ", ".join(f"{k}={v:.4f}" for k, v in record.meta.get("final", {}).items())
+            _echo(f"  done     {record.name}: {final}")
+        elif record.status == "done":
+            _echo(f"  upstream {record.name} trained")
+
+    result = ablate_graph(
+        spec, source, seeds=seeds, fractions=shares, edges=edge, metric=metric, run_root=run_dir,
+        from_run=from_run, address=address, num_cpus=num_cpus, on_update=progress,
+    )
+    _echo("")
+    for note in result.skipped:
+        _echo(f"skipped {note}")
+    _echo(result.table())
+    _echo(f"\nwrote {result.out_dir / 'ablation.json'} and {result.out_dir / 'ablation.png'}")
+
+
+@app.command()
+def affinity(
+    graph: GraphArg,
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: every single-task node).")] = None,
+    shared: Annotated[Optional[str], typer.Option(help="The shared module (default: the first task's first module).")] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs of joint training while measuring.")] = 3,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size (default: the first task's).")] = None,
+    lookahead_lr: Annotated[float, typer.Option(help="SGD step size of the lookahead on the shared module.")] = 0.5,
+    every: Annotated[int, typer.Option(help="Measure affinity every N steps.")] = 2,
+    ratio: Annotated[float, typer.Option(help="Group/chain above this share of the largest mutual affinity.")] = 0.5,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for affinity.json and suggested.yaml.")] = Path(
+        "runs/affinity"
+    ),
+    set_: SetOpt = None,
+) -> None:
+    """Measure inter-task affinity (TAG lookahead) on shared inputs and write a suggested graph."""
+    from taskgraph.affinity import measure_affinity
+
+    spec, _source, _plan = _load(graph, set_)
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    report = measure_affinity(
+        spec, names, shared, out_dir=output, ratio=ratio, epochs=epochs, batch_size=batch_size,
+        lookahead_lr=lookahead_lr, every=every, seed=spec.seed,
+    )
+    _echo(report.text())
+    _echo(f"\nwrote {output / 'affinity.json'} and {output / 'suggested.yaml'} (start from it: taskgraph validate ...)")
+
+
 class ListWhat(str, Enum):
     modules = "modules"
     losses = "losses"

@@ -1,0 +1,41 @@
+"""The example graphs in graphs/ validate, and run end to end on small slices of the real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import taskgraph
+from taskgraph.train.datasets.paths import DEFAULT_DATA
+
+GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
+needs_data = pytest.mark.skipif(not DEFAULT_DATA.is_dir(), reason="shared/data is not staged")
+
+#: Small slices: a few utterances / clips / images, one epoch. Enough to exercise every edge.
+SLICES = {
+    "speech.yaml": ["data.timit.max_utterances=16", "defaults.train.epochs=1",
+                    "tasks.acoustic_model.train.epochs=1"],
+    "digits.yaml": ["data.fsdd.max_index=7", "data.pairs.max_index=7", "data.mnist.max_train=500",
+                    "data.mnist.max_val=200", "defaults.train.epochs=1", "tasks.spoken_digit.train.epochs=1",
+                    "tasks.written_digit.train.epochs=1"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(SLICES))
+def test_example_graph_validates(name):
+    spec = taskgraph.load(GRAPHS / name)
+    assert any(t.depends_on for t in spec.tasks.values())
+
+
+@needs_data
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SLICES))
+def test_example_graph_runs_on_a_slice(ray_local, tmp_path, name):
+    spec = taskgraph.load(GRAPHS / name, SLICES[name])
+    result = taskgraph.run(spec, run_root=tmp_path)
+    assert result.ok, {n: r.error for n, r in result.records.items()}
+    for node in spec.tasks:
+        final = result.metrics(node)
+        assert final, node
+        assert all(0.0 <= v <= 1.0 for k, v in final.items() if k != "loss"), (node, final)
