@@ -32,6 +32,10 @@ SetOpt = Annotated[
     Optional[list[str]],
     typer.Option("--set", help="Override a value: --set tasks.NAME.train.epochs=1 (repeatable)."),
 ]
+JobsAddressOpt = Annotated[
+    Optional[str],
+    typer.Option("--address", help="The cluster's Ray Jobs API: http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS)."),
+]
 
 
 def _echo(text: str = "") -> None:
@@ -101,7 +105,12 @@ def run(
     address: Annotated[
         Optional[str], typer.Option(help="An existing Ray cluster: auto, host:port or ray://host:10001.")
     ] = None,
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="Where run folders go.")] = Path("runs"),
+    run_dir: Annotated[
+        str,
+        typer.Option("--run-dir", envvar="TASKGRAPH_RUN_DIR",
+                     help="Where run folders go: a path, or an fsspec URL (s3://bucket/runs); on a cluster, "
+                     "a store every Ray node reaches."),
+    ] = "runs",
     set_: SetOpt = None,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
     fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop everything at the first failure.")] = False,
@@ -339,15 +348,23 @@ class ListWhat(str, Enum):
 
 @app.command()
 def status(
-    graph: GraphArg,
+    graph: Annotated[Path, typer.Argument(help="The graph file, or a job id from `taskgraph submit`.",
+                                          show_default=False)],
     run_dir: Annotated[Path, typer.Option("--run-dir", help="The --run-dir whose cache to look in.")] = Path("runs"),
     set_: SetOpt = None,
     only: OnlyOpt = None,
     from_: FromOpt = None,
     until: UntilOpt = None,
     force: ForceOpt = None,
+    address: JobsAddressOpt = None,
 ) -> None:
-    """What is cached and what a `taskgraph run` with the same options would train, and why."""
+    """What is cached and what a `taskgraph run` with the same options would train, and why.
+
+    With a job id instead of a graph file (and --address), the state of a submitted run.
+    """
+    if not graph.is_file() and graph.suffix.lower() not in (".yaml", ".yml"):
+        _job_status(str(graph), address)  # a job id from `taskgraph submit`
+        return
     from taskgraph.artifacts.cache import NodeCache
     from taskgraph.incremental import decide
 
@@ -407,6 +424,96 @@ def schema() -> None:
     from taskgraph.spec.models import Graph
 
     _echo(json.dumps(Graph.model_json_schema(by_alias=True), indent=2))
+
+
+@app.command()
+def submit(
+    graph: GraphArg,
+    address: JobsAddressOpt = None,
+    run_dir: Annotated[
+        Optional[str],
+        typer.Option("--run-dir", help="Shared path or URL every Ray node reaches (default: the cluster's "
+                     "TASKGRAPH_RUN_DIR)."),
+    ] = None,
+    set_: SetOpt = None,
+    cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop everything at the first failure.")] = False,
+    working_dir: Annotated[
+        Path, typer.Option("--working-dir", help="Shipped with the job (your project; must contain the graph).")
+    ] = Path("."),
+    ship_code: Annotated[
+        bool, typer.Option("--ship-code/--no-ship-code", help="Ship this taskgraph too (else the cluster's own).")
+    ] = True,
+    pip: Annotated[Optional[list[str]], typer.Option("--pip", help="Extra pip package for the job (repeatable).")] = None,
+    job_id: Annotated[Optional[str], typer.Option("--job-id", help="Choose the submission id.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Print the job's log until it ends.")] = False,
+) -> None:
+    """Run the graph on a Ray cluster as a Ray job (the driver runs on the cluster; you may disconnect)."""
+    from taskgraph.artifacts import store
+    from taskgraph.execute.jobs import follow_job, submit_graph
+
+    _load(graph, set_)  # a bad graph fails here, not minutes later on the cluster
+    args: list[str] = []
+    if run_dir is not None:
+        if not store.is_remote(run_dir) and not Path(str(store.normalize(run_dir))).is_absolute():
+            raise ExecutionError(
+                f"--run-dir {run_dir} is relative: on the cluster it would land in the job's temporary folder. "
+                "Pass a path every Ray node mounts (/shared/runs) or a URL (s3://bucket/runs)."
+            )
+        args += ["--run-dir", run_dir]
+    for item in set_ or []:
+        args += ["--set", item]
+    args += ["--cpu-only"] if cpu_only else []
+    args += ["--fail-fast"] if fail_fast else []
+    submitted = submit_graph(graph, address, working_dir=working_dir, run_args=args, ship_code=ship_code,
+                             pip=pip, job_id=job_id)
+    where = f" --address {address}" if address else ""
+    _echo(f"submitted {graph} as job {submitted}")
+    _echo(f"  follow:  taskgraph logs {submitted}{where} --follow")
+    _echo(f"  status:  taskgraph status {submitted}{where}")
+    if follow:
+        info = follow_job(submitted, address, _echo)
+        _print_job(info)
+        if info.status != "SUCCEEDED":
+            raise ExecutionError(f"job {submitted} {info.status}: {info.message}")
+
+
+@app.command()
+def logs(
+    job_id: Annotated[str, typer.Argument(help="The id `taskgraph submit` printed.", show_default=False)],
+    address: JobsAddressOpt = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+) -> None:
+    """Print the log of a submitted run (its `taskgraph run` output on the cluster)."""
+    from taskgraph.execute.jobs import follow_job, job_logs
+
+    if follow:
+        _print_job(follow_job(job_id, address, _echo))
+    else:
+        _echo(job_logs(job_id, address).rstrip("\n"))
+
+
+def _print_job(info) -> None:
+    import time as _time
+
+    when = lambda t: _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(t)) if t else "-"  # noqa: E731
+    took = f" ({info.end_time - info.start_time:.1f}s)" if info.start_time and info.end_time else ""
+    _echo(f"job {info.job_id}: {info.status}{took}")
+    _echo(f"  graph:      {info.metadata.get('taskgraph_graph', '-')}")
+    _echo(f"  entrypoint: {info.entrypoint}")
+    _echo(f"  started:    {when(info.start_time)}   ended: {when(info.end_time)}")
+    if info.message:
+        _echo(f"  message:    {info.message}")
+
+
+def _job_status(job_id: str, address: str | None) -> None:
+    """``taskgraph status JOB_ID``: a submitted run's state; exit 1 when it failed or was stopped."""
+    from taskgraph.execute.jobs import job_info
+
+    info = job_info(job_id, address)
+    _print_job(info)
+    if info.status in ("FAILED", "STOPPED"):
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,8 +105,10 @@ def check_feasible(jobs: list[Any], nodes: list[dict[str, Any]]) -> None:
                 node=job.name,
             )
         if job.workers:
+            positive = {k: v for k, v in need.items() if v > 0}
             slots = sum(
-                int(min((node["Resources"].get(k, 0.0) + 1e-9) // v for k, v in need.items())) if need else job.workers
+                int(min((node["Resources"].get(k, 0.0) + 1e-9) // v for k, v in positive.items()))
+                if positive else job.workers
                 for node in fitting
             )
             if slots < job.workers:

@@ -45,7 +45,8 @@ def test_ray_options_carry_every_request():
 
 def test_feasible_requests_pass():
     check_feasible([NodeJob("a", gpus=1, custom={"special": 1}, accelerator_type="T4", labels={"zone": "a"}),
-                    NodeJob("b", cpus=8, memory=10**10), NodeJob("dp", workers=2, gpus_per_worker=1)],
+                    NodeJob("b", cpus=8, memory=10**10), NodeJob("dp", workers=2, gpus_per_worker=1),
+                    NodeJob("cpu_dp", workers=12, cpus_per_worker=1), NodeJob("free", cpus=0, workers=3, cpus_per_worker=0)],
                    [GPU_NODE, CPU_NODE, DEAD_NODE])
 
 
@@ -59,6 +60,7 @@ def test_feasible_requests_pass():
         (NodeJob("lab", labels={"zone": "c"}), r"labels zone=c.*label zone=c \(has [ab]\)"),
         (NodeJob("mix", gpus=1, labels={"zone": "b"}), r"closest.*lacks"),
         (NodeJob("dp", workers=3, gpus_per_worker=1), r"3 workers.*only 2 such workers.*resources.workers"),
+        (NodeJob("cpu_dp", workers=13, cpus_per_worker=1), r"13 workers.*only 12 such workers"),
     ],
 )
 def test_infeasible_requests_name_what_is_missing(job, expected):

@@ -1,0 +1,166 @@
+"""Submitting a graph to a Ray cluster through the Ray Jobs API, and following it afterwards.
+
+``taskgraph submit`` ships the working directory (the user's project, with the graph file) and
+taskgraph's own code in the job's runtime environment, then runs ``python -m taskgraph run`` on
+the head node: the driver lives on the cluster, so the submitting machine may disconnect. On a
+token-protected cluster the token comes from ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` /
+``~/.ray/auth_token`` on the submitting machine, as Ray reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taskgraph.errors import ExecutionError
+
+__all__ = ["JobInfo", "submit_graph", "job_info", "job_logs", "follow_job", "stop_job", "EXCLUDES", "TERMINAL"]
+
+#: Never shipped with a job: run outputs, VCS data, environments, caches, bulky data.
+EXCLUDES = [
+    "runs/", ".git/", "data/", ".venv/", "venv/", "__pycache__/", "*.pyc", "*.egg-info/",
+    ".pytest_cache/", "build/", "dist/", "*.safetensors", "*.ckpt",
+]
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    status: str
+    message: str
+    entrypoint: str
+    start_time: float | None
+    end_time: float | None
+    metadata: dict[str, str]
+
+
+def _client(address: str | None) -> Any:
+    """A ``JobSubmissionClient`` for the dashboard at ``address`` (``http://head:8265``)."""
+    from ray.job_submission import JobSubmissionClient
+
+    address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise ExecutionError(
+            "no cluster address: pass --address http://HEAD:8265 (the Ray dashboard / Jobs port) "
+            "or set RAY_API_SERVER_ADDRESS."
+        )
+    try:
+        return JobSubmissionClient(address)
+    except Exception as exc:  # ConnectionError, auth errors, bad URLs: all say "cannot reach"
+        raise ExecutionError(
+            f"cannot reach the Ray Jobs API at {address}: {exc}. Check the address (http://HEAD:8265, the "
+            "dashboard port), that the head runs Ray 2.60, and RAY_AUTH_TOKEN on token-protected clusters."
+        ) from exc
+
+
+def _call(what: str, address: str | None, fn: Any) -> Any:
+    try:
+        return fn()
+    except ExecutionError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        hint = (" The cluster wants a token: set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the cluster's token."
+                if "401" in text or "403" in text or "uthenticat" in text else "")
+        if "does not exist" in text or "404" in text:
+            hint = " List the cluster's jobs with `ray job list --address ...`."
+        raise ExecutionError(f"{what} at {address or 'the cluster'} failed: {text.strip()}.{hint}") from exc
+
+
+def _relative_graph(graph: Path, working_dir: Path) -> str:
+    try:
+        return graph.resolve().relative_to(working_dir.resolve()).as_posix()
+    except ValueError:
+        raise ExecutionError(
+            f"{graph} is not inside the working directory {working_dir}, which is what the job ships. "
+            "Run `taskgraph submit` from the project folder, or pass --working-dir FOLDER that contains the graph."
+        ) from None
+
+
+def submit_graph(
+    graph: Path,
+    address: str | None,
+    *,
+    working_dir: Path = Path("."),
+    run_args: list[str] | None = None,
+    ship_code: bool = True,
+    pip: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    job_id: str | None = None,
+) -> str:
+    """Submit ``taskgraph run GRAPH RUN_ARGS`` as a Ray job; returns the submission id at once.
+
+    ``working_dir`` (default: the current folder, your project) becomes the job's working
+    directory, minus ``EXCLUDES``; the graph must be inside it. With ``ship_code`` the installed
+    taskgraph package goes along too (``py_modules``), so the cluster runs the same code as here.
+    """
+    import taskgraph
+
+    entry = ["python", "-m", "taskgraph", "run", _relative_graph(graph, working_dir), *(run_args or [])]
+    runtime_env: dict[str, Any] = {"working_dir": str(working_dir.resolve()), "excludes": list(EXCLUDES)}
+    if ship_code:
+        runtime_env["py_modules"] = [str(Path(taskgraph.__file__).resolve().parent)]
+    if pip:
+        runtime_env["pip"] = list(pip)
+    if env:
+        runtime_env["env_vars"] = dict(env)
+    client = _client(address)
+    return _call(
+        "submitting the job",
+        address,
+        lambda: client.submit_job(
+            entrypoint=shlex.join(entry),
+            runtime_env=runtime_env,
+            submission_id=job_id,
+            metadata={"taskgraph_graph": graph.name},
+        ),
+    )
+
+
+def job_info(job_id: str, address: str | None) -> JobInfo:
+    client = _client(address)
+    info = _call(f"looking up job '{job_id}'", address, lambda: client.get_job_info(job_id))
+    ms = lambda t: t / 1000.0 if t else None  # noqa: E731  (Ray reports milliseconds)
+    return JobInfo(
+        job_id=job_id,
+        status=str(getattr(info.status, "value", info.status)),
+        message=info.message or "",
+        entrypoint=info.entrypoint or "",
+        start_time=ms(info.start_time),
+        end_time=ms(info.end_time),
+        metadata=dict(info.metadata or {}),
+    )
+
+
+def job_logs(job_id: str, address: str | None) -> str:
+    client = _client(address)
+    return _call(f"reading the logs of job '{job_id}'", address, lambda: client.get_job_logs(job_id))
+
+
+def stop_job(job_id: str, address: str | None) -> bool:
+    client = _client(address)
+    return _call(f"stopping job '{job_id}'", address, lambda: client.stop_job(job_id))
+
+
+def follow_job(job_id: str, address: str | None, emit: Any, poll_s: float = 2.0, timeout_s: float | None = None) -> JobInfo:
+    """Print the job's new log lines as they come (``emit(text)``) until it ends; returns its final info."""
+    shown, started = 0, time.monotonic()
+    while True:
+        info = job_info(job_id, address)
+        logs = job_logs(job_id, address)
+        if len(logs) > shown:
+            emit(logs[shown:].rstrip("\n"))
+            shown = len(logs)
+        if info.status in TERMINAL:
+            return info
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            raise ExecutionError(
+                f"job '{job_id}' still {info.status} after {timeout_s:.0f}s; it keeps running on the cluster. "
+                f"Follow it with `taskgraph logs {job_id} --address {address}`."
+            )
+        time.sleep(poll_s)
