@@ -32,6 +32,14 @@ SetOpt = Annotated[
     Optional[list[str]],
     typer.Option("--set", help="Override a value: --set tasks.NAME.train.epochs=1 (repeatable)."),
 ]
+MlflowOpt = Annotated[
+    Optional[str],
+    typer.Option("--mlflow", help="Also log metrics to MLflow at this tracking URI (needs mlflow installed)."),
+]
+TensorboardOpt = Annotated[
+    bool, typer.Option("--tensorboard/--no-tensorboard", help="TensorBoard event files per node (RUN/NODE/tb).")
+]
+PlainOpt = Annotated[bool, typer.Option("--plain", help="Plain progress lines even on a terminal.")]
 JobsAddressOpt = Annotated[
     Optional[str],
     typer.Option("--address", help="The cluster's Ray Jobs API: http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS)."),
@@ -83,20 +91,49 @@ def plan(
 
 @app.command()
 def viz(
-    graph: GraphArg,
+    graph: Annotated[
+        Path, typer.Argument(help="The graph file (YAML), or a run folder printed by `taskgraph run`.", show_default=False)
+    ],
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="svg, png, pdf, mmd or dot file.")] = None,
     format: Annotated[Optional[str], typer.Option("--format", "-f", help="svg|png|pdf|mmd|dot|ascii.")] = None,
     set_: SetOpt = None,
 ) -> None:
-    """Draw the dependency order (format from the file suffix; ASCII on the terminal by default)."""
-    from taskgraph.report.dependency import write_picture
+    """Draw the dependency order (format from the file suffix; ASCII on the terminal by default).
 
-    spec, _source, the_plan = _load(graph, set_)
-    text = write_picture(spec, the_plan, output, format)
+    Given a run folder, nodes are coloured by how they ended (done, cached, failed, skipped) and show their time.
+    """
+    from taskgraph.report.dependency import write_picture
+    from taskgraph.report.rundata import is_run_dir, load_run
+
+    status = durations = None
+    if is_run_dir(graph):
+        view = load_run(graph)
+        if view.spec is None or view.plan is None:
+            raise TaskgraphError(f"{graph}/graph.yaml cannot be read: {'; '.join(view.problems)}.")
+        if set_:
+            raise TaskgraphError("--set applies to graph files, not to a run folder (it shows what ran).")
+        spec, the_plan, status, durations = view.spec, view.plan, view.status(), view.durations()
+    else:
+        spec, _source, the_plan = _load(graph, set_)
+    text = write_picture(spec, the_plan, output, format, status, durations)
     if output is None:
         _echo(text.rstrip())
     else:
         _echo(f"wrote {output}")
+
+
+@app.command()
+def report(
+    run_folder: Annotated[Path, typer.Argument(help="A run folder printed by `taskgraph run`.", show_default=False)],
+    output: Annotated[
+        Optional[Path], typer.Option("-o", "--output", help="The HTML file (default: RUN_FOLDER/report.html).")
+    ] = None,
+) -> None:
+    """One self-contained HTML page of a run: dependency picture, Gantt timeline with the critical path,
+    training curves, the per-node table and, where `taskgraph ablate` ran, the ablation table."""
+    from taskgraph.report.html import write_report
+
+    _echo(f"wrote {write_report(run_folder, output)}")
 
 
 @app.command()
@@ -120,6 +157,9 @@ def run(
     until: UntilOpt = None,
     force: ForceOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Train every selected node; store nothing.")] = False,
+    mlflow: MlflowOpt = None,
+    tensorboard: TensorboardOpt = True,
+    plain: PlainOpt = False,
 ) -> None:
     """Train the graph on Ray (an embedded local Ray unless --address or RAY_ADDRESS is given).
 
@@ -130,33 +170,29 @@ def run(
     spec, source, the_plan = _load(graph, set_)
     _run_and_report(spec, source, the_plan, run_dir=run_dir, address=address, cpu_only=cpu_only,
                     fail_fast=fail_fast, num_cpus=num_cpus, only=only, from_=from_, until=until,
-                    force=force, no_cache=no_cache, graph_path=graph)
+                    force=force, no_cache=no_cache, graph_path=graph, mlflow=mlflow, tensorboard=tensorboard,
+                    plain=plain)
 
 
 def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=False, fail_fast=False,
                     num_cpus=None, only=None, from_=None, until=None, force=None, no_cache=False,
-                    graph_path=None, resume_dir=None) -> None:
+                    graph_path=None, resume_dir=None, mlflow=None, tensorboard=True, plain=False) -> None:
     """Shared by ``run`` and ``resume``: run, print per-node lines and the summary table."""
     from taskgraph.runner import run_graph
 
     _echo(f"running {spec.name}: {len(the_plan.order)} nodes in {len(the_plan.stages)} stages")
 
-    def progress(record) -> None:
-        if record.status == "done":
-            final = ", ".join(f"{k}={v:.4f}" for k, v in record.meta.get("final", {}).items())
-            took = (record.ended_at or 0) - (record.started_at or 0)
-            _echo(f"  done     {record.name} in {took:.1f}s on {record.host} ({record.meta.get('device')}): {final}")
-        elif record.status == "cached":
-            final = ", ".join(f"{k}={v:.4f}" for k, v in record.meta.get("final", {}).items())
-            _echo(f"  cached   {record.name}: {final}")
-        elif record.status in ("failed", "skipped"):
-            _echo(f"  {record.status:<8} {record.name}: {record.error}")
+    from taskgraph.report.live import make_view
 
-    result = run_graph(
-        spec, source, run_root=run_dir, address=address, use_cpu_only=cpu_only,
-        keep_going=not fail_fast, num_cpus=num_cpus, on_update=progress, only=only, from_=from_,
-        until=until, force=force, use_cache=not no_cache, resume_dir=resume_dir,
-    )
+    # A live table on a terminal; plain lines in CI and files (progress comes from the workers via Ray).
+    view = make_view(spec.name, the_plan, live=sys.stdout.isatty() and not plain, write=_echo)
+    with view:
+        result = run_graph(
+            spec, source, run_root=run_dir, address=address, use_cpu_only=cpu_only,
+            keep_going=not fail_fast, num_cpus=num_cpus, on_update=view.on_update, on_progress=view.on_progress,
+            only=only, from_=from_, until=until, force=force, use_cache=not no_cache, resume_dir=resume_dir,
+            tensorboard=tensorboard, mlflow_uri=mlflow,
+        )
     _echo("")
     _echo(f"{'node':<16} {'status':<8} {'seconds':>8}  metrics (validation)")
     for name in the_plan.order:
@@ -166,7 +202,9 @@ def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=F
         took = f"{rec.ended_at - rec.started_at:.1f}" if rec.started_at and rec.ended_at else "-"
         final = ", ".join(f"{k}={v:.4f}" for k, v in rec.meta.get("final", {}).items())
         _echo(f"{name:<16} {rec.status:<8} {took:>8}  {final}")
-    _echo(f"\nwall time {result.wall_seconds:.1f}s; run directory: {result.run_dir}")
+    _echo(f"\nsee it: taskgraph report {result.run_dir}  (Chrome trace: trace.json"
+          + (f"; tensorboard --logdir {result.run_dir})" if tensorboard else ")"))
+    _echo(f"wall time {result.wall_seconds:.1f}s; run directory: {result.run_dir}")
     if not result.ok:
         failed = [n for n, r in result.records.items() if r.status == "failed"]
         raise ExecutionError(
@@ -175,86 +213,6 @@ def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=F
             f"After a fix, `taskgraph resume {result.run_dir}` (or the same `taskgraph run`) trains only "
             "what is not finished."
         )
-
-
-def _floats(text: str, option: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise TaskgraphError(f"{option} '{text}': expected comma-separated numbers, e.g. 0.1,0.3,1.0.") from None
-
-
-@app.command()
-def ablate(
-    graph: GraphArg,
-    seeds: Annotated[int, typer.Option(help="Seeds per variant (paired: same seed with and without the edge).")] = 3,
-    fractions: Annotated[str, typer.Option(help="Label fractions of the downstream task, e.g. 0.1,0.3,1.0.")] = "1.0",
-    edge: Annotated[
-        Optional[list[str]], typer.Option("--edge", help="Only this edge, 'upstream->downstream' (repeatable).")
-    ] = None,
-    metric: Annotated[Optional[str], typer.Option(help="Compare this metric (default: each task's first).")] = None,
-    from_run: Annotated[
-        Optional[Path], typer.Option("--from-run", help="Take upstream states from this finished run folder.")
-    ] = None,
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="Where run folders go.")] = Path("runs"),
-    address: Annotated[Optional[str], typer.Option(help="An existing Ray cluster (default: embedded local Ray).")] = None,
-    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
-    cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
-    set_: SetOpt = None,
-) -> None:
-    """Transfer gain of every dependency: train each edge's target with and without it, over seeds."""
-    from taskgraph.ablate import ablate_graph
-    from taskgraph.runner import cpu_only as drop_gpus
-
-    spec, source, _plan = _load(graph, set_)
-    if cpu_only:
-        spec = drop_gpus(spec)
-    shares = _floats(fractions, "--fractions")
-
-    def progress(record) -> None:
-        if record.status == "done" and "[" in record.name:
-            final = ", ".join(f"{k}={v:.4f}" for k, v in record.meta.get("final", {}).items())
-            _echo(f"  done     {record.name}: {final}")
-        elif record.status == "done":
-            _echo(f"  upstream {record.name} trained")
-
-    result = ablate_graph(
-        spec, source, seeds=seeds, fractions=shares, edges=edge, metric=metric, run_root=run_dir,
-        from_run=from_run, address=address, num_cpus=num_cpus, on_update=progress,
-    )
-    _echo("")
-    for note in result.skipped:
-        _echo(f"skipped {note}")
-    _echo(result.table())
-    _echo(f"\nwrote {result.out_dir / 'ablation.json'} and {result.out_dir / 'ablation.png'}")
-
-
-@app.command()
-def affinity(
-    graph: GraphArg,
-    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: every single-task node).")] = None,
-    shared: Annotated[Optional[str], typer.Option(help="The shared module (default: the first task's first module).")] = None,
-    epochs: Annotated[int, typer.Option(help="Epochs of joint training while measuring.")] = 3,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size (default: the first task's).")] = None,
-    lookahead_lr: Annotated[float, typer.Option(help="SGD step size of the lookahead on the shared module.")] = 0.5,
-    every: Annotated[int, typer.Option(help="Measure affinity every N steps.")] = 2,
-    ratio: Annotated[float, typer.Option(help="Group/chain above this share of the largest mutual affinity.")] = 0.5,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for affinity.json and suggested.yaml.")] = Path(
-        "runs/affinity"
-    ),
-    set_: SetOpt = None,
-) -> None:
-    """Measure inter-task affinity (TAG lookahead) on shared inputs and write a suggested graph."""
-    from taskgraph.affinity import measure_affinity
-
-    spec, _source, _plan = _load(graph, set_)
-    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-    report = measure_affinity(
-        spec, names, shared, out_dir=output, ratio=ratio, epochs=epochs, batch_size=batch_size,
-        lookahead_lr=lookahead_lr, every=every, seed=spec.seed,
-    )
-    _echo(report.text())
-    _echo(f"\nwrote {output / 'affinity.json'} and {output / 'suggested.yaml'} (start from it: taskgraph validate ...)")
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:

@@ -55,7 +55,7 @@ class ProgressState:
             node.status = record.status
         if record.started_at and record.ended_at:
             node.seconds = record.ended_at - record.started_at
-        if record.host:
+        if record.host and not node.where:  # the start event's "host pid N" says more
             node.where = record.host + (f" GPU {','.join(map(str, record.gpu_ids))}" if record.gpu_ids else "")
         node.error = record.error
 
@@ -173,8 +173,11 @@ class PlainView:
             took = (record.ended_at or 0) - (record.started_at or 0)
             self._write(f"  done     {record.name} in {took:.1f}s on {record.host} "
                         f"({record.meta.get('device')}): {final}")
-        elif record.status in ("failed", "skipped", "cached"):
-            self._write(f"  {record.status:<8} {record.name}" + (f": {record.error}" if record.error else ""))
+        elif record.status == "cached":
+            final = ", ".join(f"{k}={v:.4f}" for k, v in (record.meta.get("final") or {}).items())
+            self._write(f"  cached   {record.name}: {final}")
+        elif record.status in ("failed", "skipped"):
+            self._write(f"  {record.status:<8} {record.name}: {record.error}")
 
     def on_progress(self, event: dict[str, Any]) -> None:
         self.state.on_progress(event)

@@ -1,0 +1,134 @@
+"""Metrics to TensorBoard (event files per node) and, when installed and asked for, to MLflow.
+
+Both listen to the training loop's ``report`` hook, on the worker that trains the node, so they
+see every epoch (and the throttled in-epoch batch losses) whatever the driver does. The libraries
+write their own formats; nothing here re-implements them. TensorBoard needs the ``tensorboard``
+package (a dependency); without it logging is skipped and the node's metrics say why.
+
+The settings (``tracking``) are ``taskgraph.observers.Tracking``: tensorboard, mlflow_uri,
+mlflow_experiment_id, mlflow_parent_run_id, run_name. Read by attribute, so this layer does not
+import the wiring above it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["TensorBoardLogger", "MlflowLogger", "open_loggers", "fan_out", "start_mlflow_run", "end_mlflow_run"]
+
+Event = dict[str, Any]
+
+
+def _scalars(event: Event) -> dict[str, float]:
+    """``train/loss``, ``val/accuracy``, ... from an epoch event; ``train/batch_loss`` from a step event."""
+    if event.get("kind") == "step":
+        return {"train/batch_loss": float(event["loss"])} if event.get("loss") is not None else {}
+    out = {}
+    for key, value in event.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if key == "train_loss":
+            out["train/loss"] = float(value)
+        elif key.startswith("val_"):
+            out[f"val/{key.removeprefix('val_')}"] = float(value)
+        elif key == "seconds":
+            out["time/epoch_seconds"] = float(value)
+    return out
+
+
+class TensorBoardLogger:
+    """Scalars by optimizer step, so batch and epoch curves share one x axis."""
+
+    def __init__(self, log_dir: str):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.log_dir = log_dir
+        self.writer = SummaryWriter(log_dir=log_dir)
+
+    def __call__(self, event: Event) -> None:
+        if event.get("kind") not in ("step", "epoch"):
+            return
+        step = int(event.get("step") or 0)
+        for tag, value in _scalars(event).items():
+            self.writer.add_scalar(tag, value, step)
+        if event.get("kind") == "epoch":
+            self.writer.add_scalar("epoch", float(event.get("epoch") or 0), step)
+
+    def close(self, ok: bool = True) -> None:
+        self.writer.close()
+
+
+def start_mlflow_run(uri: str, experiment: str, run_name: str, tags: dict[str, str]) -> tuple[str, str]:
+    """The graph run's MLflow run (on the driver, before any node): returns (experiment id, run id)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found is not None else client.create_experiment(experiment)
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    return experiment_id, run.info.run_id
+
+
+def end_mlflow_run(uri: str, run_id: str, ok: bool) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=uri).set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+
+class MlflowLogger:
+    """One MLflow child run per node: parameters once, metrics per epoch (by step), status at the end."""
+
+    def __init__(self, tracking: Any, node: str, params: dict[str, Any]):
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking.mlflow_uri)
+        tags = {"taskgraph.node": node, "taskgraph.run": tracking.run_name}
+        if tracking.mlflow_parent_run_id:
+            tags["mlflow.parentRunId"] = tracking.mlflow_parent_run_id
+        run = self.client.create_run(tracking.mlflow_experiment_id or "0", run_name=node, tags=tags)
+        self.run_id = run.info.run_id
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:500]) for k, v in sorted(params.items())])
+
+    def __call__(self, event: Event) -> None:
+        if event.get("kind") != "epoch":  # batch losses stay in TensorBoard: MLflow calls are round trips
+            return
+        from mlflow.entities import Metric
+
+        stamp, step = int(time.time() * 1000), int(event.get("step") or 0)
+        metrics = [Metric(tag.replace("/", "_"), value, stamp, step) for tag, value in _scalars(event).items()]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def close(self, ok: bool = True) -> None:
+        self.client.set_terminated(self.run_id, "FINISHED" if ok else "FAILED")
+
+
+def open_loggers(
+    tracking: Any, node: str, node_dir: str, params: dict[str, Any]
+) -> tuple[list[Any], list[str]]:
+    """The loggers this node writes to, and notes on what was skipped (stored in its metrics)."""
+    loggers: list[Any] = []
+    notes: list[str] = []
+    if tracking is None:
+        return loggers, notes
+    if tracking.tensorboard:
+        try:
+            loggers.append(TensorBoardLogger(f"{node_dir}/tb"))
+        except ImportError:
+            notes.append("tensorboard is not installed: no event files. pip install tensorboard")
+    if tracking.mlflow_uri:
+        loggers.append(MlflowLogger(tracking, node, params))
+    return loggers, notes
+
+
+def fan_out(*sinks: Callable[[Event], None] | None) -> Callable[[Event], None]:
+    """One ``report`` callable that feeds every sink (progress to the driver, loggers)."""
+    targets = [s for s in sinks if s is not None]
+
+    def report(event: Event) -> None:
+        for target in targets:
+            target(event)
+
+    return report

@@ -1,0 +1,70 @@
+"""The training loop's reports (epoch and throttled step events) and the TensorBoard logger (no Ray)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from taskgraph.spec import parse_spec
+from taskgraph.train import NodeRequest, train_node
+from taskgraph.train import loop as loop_module
+from taskgraph.train.tracking import TensorBoardLogger, fan_out, open_loggers
+
+GRAPH = """
+name: tiny
+data:
+  shapes: {loader: synthetic_shapes, n: 300, dim: 8, classes: 3}
+tasks:
+  only:
+    data: shapes
+    modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 3}}
+    loss: {type: cross_entropy, target: label}
+    metrics: [accuracy]
+    train: {epochs: 3, batch_size: 32}
+"""
+
+
+def _train(report):
+    spec = parse_spec(GRAPH)[0]
+    return train_node(NodeRequest("only", spec.tasks["only"], spec.data["shapes"], seed=1), {}, report=report)
+
+
+def test_epoch_events_and_step_events_when_not_throttled(monkeypatch):
+    monkeypatch.setattr(loop_module, "STEP_REPORT_S", 0.0)
+    events: list[dict] = []
+    out = _train(events.append)
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    steps = [e for e in events if e["kind"] == "step"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert all(e["total_steps"] == out.steps for e in events)
+    assert [e["step"] for e in steps] == list(range(1, out.steps + 1))
+    assert all(math.isfinite(e["loss"]) and e["node"] == "only" for e in steps)
+    assert {"train_loss", "val_loss", "val_accuracy"} <= set(epochs[-1])
+
+
+def test_step_events_are_throttled_by_the_clock(monkeypatch):
+    monkeypatch.setattr(loop_module, "STEP_REPORT_S", 3600.0)
+    events: list[dict] = []
+    _train(events.append)
+    assert len([e for e in events if e["kind"] == "step"]) == 1  # the first one, then nothing for an hour
+    assert len([e for e in events if e["kind"] == "epoch"]) == 3
+
+
+def test_tensorboard_event_files_hold_the_curves(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    class Settings:  # what observers.Tracking carries
+        tensorboard, mlflow_uri = True, None
+
+    loggers, notes = open_loggers(Settings(), "only", str(tmp_path / "only"), {})
+    assert notes == [] and isinstance(loggers[0], TensorBoardLogger)
+    _train(fan_out(*loggers))
+    loggers[0].close()
+    acc = EventAccumulator(str(tmp_path / "only" / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/batch_loss", "val/loss", "val/accuracy", "epoch"} <= tags
+    assert [int(e.value) for e in acc.Scalars("epoch")] == [1, 2, 3]
+    assert len(acc.Scalars("val/accuracy")) == 3
