@@ -84,6 +84,13 @@ def decide(
             else:
                 changed = [up for up in plan.nodes[name].upstream if up in selection.to_run]
                 selection.reasons[name] = f"upstream {', '.join(changed)} reruns" if changed else "config, data or code changed"
+    # Upstream of a selected node but not selected itself: usable when cached (e.g. --only c).
+    for name in reversed(plan.order):
+        if name in selection.excluded and cache is not None and cache.has(keys[name]):
+            if any(name in plan.nodes[child].upstream for child in selection.to_run | selection.cached):
+                selection.excluded.discard(name)
+                selection.cached.add(name)
+                selection.reasons[name] = "cached (upstream of a selected node)"
     for name in sorted(selection.to_run):
         for up in plan.nodes[name].upstream:
             if up not in selection.to_run and up not in selection.cached:

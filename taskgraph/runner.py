@@ -247,6 +247,8 @@ def run_graph(
         # At most a few run.json writes a second (a 1,000-node graph would rewrite it per node);
         # a kill in between loses nothing: finished nodes are already in the cache.
         state["nodes"][record.name] = entry(record)
+        if record.status == "failed":
+            run_dir.write_error(record.name, f"{record.error}\n\n{record.traceback or ''}")
         now = time.time()
         if record.status in ("failed", "skipped") or now - last_write[0] > 0.25:
             run_dir.write_run(state)

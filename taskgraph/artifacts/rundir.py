@@ -67,6 +67,10 @@ class RunDir:
     def write_run(self, run: dict[str, Any]) -> None:
         atomic_write_json(store.join(self.path, RUN), run)
 
+    def write_error(self, name: str, text: str) -> None:
+        """A failed node's error and traceback, beside its (absent) artifacts: ``<node>/error.txt``."""
+        store.write_text(store.join(self.path, name, "error.txt"), text)
+
     def read_run(self) -> dict[str, Any]:
         return read_json(store.join(self.path, RUN))
 

@@ -1,0 +1,82 @@
+"""Cache keys change exactly when a node's result could change; selections parse as documented."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskgraph.plan import make_plan
+from taskgraph.plan.keys import node_keys
+from taskgraph.plan.select import SelectionError, select
+from taskgraph.spec import parse_spec
+
+GRAPH = """
+name: keys
+data:
+  shapes: {loader: synthetic_shapes, n: 100, dim: 8}
+tasks:
+  a: {data: shapes, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
+  b: {data: shapes, depends_on: {a: {share: [encoder]}}, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 1}}, loss: {type: mse, target: parity}}
+  c: {data: shapes, depends_on: [b], modules: {head: {type: linear, in: 8, out: 1}}, loss: {type: mse, target: parity}}
+  d: {data: shapes, modules: {head: {type: linear, in: 8, out: 1}}, loss: {type: mse, target: coarse}}
+"""
+
+
+def keys(*overrides, text=GRAPH):
+    spec, source = parse_spec(text, overrides=list(overrides))
+    return node_keys(spec, make_plan(spec, source))
+
+
+def changed(before, after):
+    return {n for n in before if before[n] != after[n]}
+
+
+def test_keys_are_stable():
+    assert keys() == keys()
+
+
+def test_changing_one_node_changes_it_and_its_descendants_only():
+    base = keys()
+    assert changed(base, keys("tasks.a.train.epochs=9")) == {"a", "b", "c"}
+    assert changed(base, keys("tasks.b.train.lr=0.1")) == {"b", "c"}
+    assert changed(base, keys("tasks.d.seed=3")) == {"d"}
+    assert changed(base, keys("seed=5")) == {"a", "b", "c", "d"}
+    assert changed(base, keys("data.shapes.n=200")) == {"a", "b", "c", "d"}
+    assert changed(base, keys("tasks.b.depends_on.a.mode=freeze")) == {"b", "c"}
+
+
+def test_cosmetic_fields_do_not_change_keys():
+    base = keys()
+    assert keys("tasks.a.cost=100", "tasks.a.resources.cpus=2", "tasks.a.train.checkpoint_every=10") == base
+
+
+def test_data_file_content_is_part_of_the_key(tmp_path):
+    data_file = tmp_path / "data.txt"
+    data_file.write_text("one")
+    text = GRAPH + f"  e: {{data: mine, modules: {{head: {{type: linear, in: 2, out: 1}}}}, loss: {{type: mse, target: y}}}}\n"
+    text = text.replace("data:\n", f"data:\n  mine: {{loader: 'tests.faults:nothing', path: '{data_file}'}}\n", 1)
+    first = keys(text=text)
+    data_file.write_text("two")
+    second = keys(text=text)
+    assert changed(first, second) == {"e"}
+
+
+@pytest.fixture(scope="module")
+def plan():
+    spec, source = parse_spec(GRAPH)
+    return make_plan(spec, source)
+
+
+def test_selection_syntax(plan):
+    assert select(plan, "b") == {"b"}
+    assert select(plan, "b+") == {"b", "c"}
+    assert select(plan, "+b") == {"a", "b"}
+    assert select(plan, "+b+") == {"a", "b", "c"}
+    assert select(plan, "a,d") == {"a", "d"}
+    assert select(plan, "[cd]") == {"c", "d"}
+    assert select(plan, "all") == {"a", "b", "c", "d"}
+    assert select(plan, None) == set()
+
+
+def test_unknown_selection_suggests(plan):
+    with pytest.raises(SelectionError, match=r"--only 'bb\+': no node named 'bb'. Did you mean 'b'\?"):
+        select(plan, "bb+", "--only")

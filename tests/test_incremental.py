@@ -1,0 +1,206 @@
+"""Caching, selections, resume and faults, on a real local Ray (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import taskgraph
+from taskgraph.artifacts import load_params
+from taskgraph.errors import TaskgraphError
+from taskgraph.train.model import digest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GRAPH = """
+name: inc
+data:
+  shapes: {loader: synthetic_shapes, n: 400, dim: 8, classes: 4}
+defaults:
+  train: {epochs: 2, batch_size: 64}
+tasks:
+  a: {data: shapes, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
+  b: {data: shapes, depends_on: {a: {share: [encoder]}}, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 1}}, loss: {type: mse, target: parity}}
+  c: {data: shapes, depends_on: [b], modules: {head: {type: linear, in: 8, out: 1}}, loss: {type: mse, target: parity}}
+  d: {data: shapes, modules: {head: {type: linear, in: 8, out: 1}}, loss: {type: mse, target: coarse}}
+"""
+
+
+def statuses(result):
+    return {name: record.status for name, record in result.records.items()}
+
+
+@pytest.mark.slow
+def test_rerun_reuses_cache_and_a_change_reruns_exactly_the_descendants(ray_local, write_graph, tmp_path):
+    path, runs = write_graph(GRAPH), tmp_path / "runs"
+    first = taskgraph.run(taskgraph.load(path), run_root=runs)
+    assert statuses(first) == dict.fromkeys("abcd", "done")
+    second = taskgraph.run(taskgraph.load(path), run_root=runs)
+    assert statuses(second) == dict.fromkeys("abcd", "cached")
+    # cached artifacts are the same bytes, linked into the new run folder
+    assert (second.run_dir / "a" / "params.safetensors").read_bytes() == (first.run_dir / "a" / "params.safetensors").read_bytes()
+    assert second.metrics("b") == first.metrics("b")
+    changed = taskgraph.run(taskgraph.load(path, ["tasks.b.train.lr=0.01"]), run_root=runs)
+    assert statuses(changed) == {"a": "cached", "b": "done", "c": "done", "d": "cached"}
+    # b inherited a's encoder from the cache, exactly as in the first run
+    inherited = changed.records["b"].meta["inherited"][0]
+    assert inherited["sha256"] == first.records["b"].meta["inherited"][0]["sha256"]
+
+
+@pytest.mark.slow
+def test_force_only_and_until(ray_local, write_graph, tmp_path):
+    path, runs = write_graph(GRAPH), tmp_path / "runs"
+    spec = taskgraph.load(path)
+    with pytest.raises(TaskgraphError, match="node 'c' needs upstream 'b', which is not selected and has no cached result"):
+        taskgraph.run(spec, run_root=runs, only="c")
+    until = taskgraph.run(spec, run_root=runs, until="b")
+    assert statuses(until) == {"a": "done", "b": "done"}
+    only = taskgraph.run(spec, run_root=runs, only="c")
+    assert statuses(only) == {"a": "cached", "b": "cached", "c": "done"}
+    forced = taskgraph.run(spec, run_root=runs, force="a")
+    assert statuses(forced) == {"a": "done", "b": "cached", "c": "cached", "d": "done"}
+    from_b = taskgraph.run(spec, run_root=runs, from_="b")
+    assert statuses(from_b) == {"a": "cached", "b": "done", "c": "done", "d": "cached"}
+
+
+def cli(*args, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "taskgraph", *args], capture_output=True, text=True, cwd=ROOT, env=env, **kw)
+
+
+@pytest.mark.slow
+def test_cli_rerun_needs_no_ray_and_status_explains(write_graph, tmp_path):
+    path, runs = write_graph(GRAPH), tmp_path / "runs"
+    assert cli("run", str(path), "--run-dir", str(runs), "--num-cpus", "2").returncode == 0
+    code = (
+        "import sys, time; from taskgraph.cli import main; t = time.perf_counter();"
+        f"rc = main(['run', {str(path)!r}, '--run-dir', {str(runs)!r}]);"
+        "print('RAY_IMPORTED', 'ray' in sys.modules, 'TORCH_IMPORTED', 'torch' in sys.modules, 'RC', rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert "RAY_IMPORTED False TORCH_IMPORTED False RC 0" in out.stdout, out.stdout + out.stderr
+    assert out.stdout.count("cached") >= 4
+    status = cli("status", str(path), "--run-dir", str(runs), "--set", "tasks.d.train.epochs=5")
+    assert status.returncode == 0
+    lines = {line.split()[0]: line for line in status.stdout.splitlines() if line[:2] in ("a ", "b ", "c ", "d ")}
+    assert "cached" in lines["a"] and "run" in lines["d"] and "config, data or code changed" in lines["d"]
+    assert "1 to train, 3 cached" in status.stdout
+
+
+FAULTY = """
+name: faulty
+data:
+  shapes: {loader: synthetic_shapes, n: 400, dim: 8, classes: 4}
+defaults:
+  train: {epochs: 3, batch_size: 32, checkpoint_every: 5}
+tasks:
+  a:
+    data: shapes
+    modules:
+      encoder: {type: mlp, in: 8, hidden: [8], dropout: 0.1}
+      bomb: {type: "tests.faults:KillOnce", marker: MARKER, after: 23, out: 8}
+      head: {type: linear, out: 4}
+    loss: {type: cross_entropy, target: label}
+  b: {data: shapes, depends_on: {a: {share: [encoder]}}, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 1}}, loss: {type: mse, target: parity}}
+  d: {data: shapes, modules: {head: {type: linear, in: 8, out: 1}}, loss: {type: mse, target: coarse}}
+"""
+
+
+@pytest.mark.slow
+def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(ray_local, write_graph, tmp_path):
+    marker = tmp_path / "killed-once"
+    spec = taskgraph.load(write_graph(FAULTY.replace("MARKER", str(marker))))
+    result = taskgraph.run(spec, run_root=tmp_path / "runs")
+    assert marker.exists(), "the worker was killed once"
+    assert statuses(result) == dict.fromkeys("abd", "done")
+    run = json.loads((result.run_dir / "run.json").read_text())
+    assert len(run["nodes"]["a"]["attempts"]) == 2, "Ray retried the node after its worker died"
+    assert len(run["nodes"]["b"]["attempts"]) == 1 and len(run["nodes"]["d"]["attempts"]) == 1
+    assert result.records["a"].meta["resumed_from_step"] == 20  # 23rd forward call: after step 20's checkpoint
+    # the same graph never interrupted (marker already there) ends with bit-identical parameters
+    clean = taskgraph.run(spec, run_root=tmp_path / "clean")
+    assert clean.records["a"].meta["resumed_from_step"] is None
+    assert digest(load_params(clean.run_dir / "a" / "params.safetensors")) == digest(
+        load_params(result.run_dir / "a" / "params.safetensors")
+    )
+
+
+SLOW = """
+name: slow
+data:
+  shapes: {loader: synthetic_shapes, n: 400, dim: 8, classes: 4}
+defaults:
+  train: {epochs: 1, batch_size: 64}
+tasks:
+  a: {data: shapes, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
+  b:
+    data: shapes
+    depends_on: {a: {share: [encoder]}}
+    modules:
+      encoder: {type: mlp, in: 8, hidden: [8]}
+      wait: {type: "tests.faults:SlowDown", seconds: 0.2, out: 8}
+      head: {type: linear, out: 1}
+    loss: {type: mse, target: parity}
+    train: {epochs: 10}
+  c: {data: shapes, depends_on: [b], modules: {head: {type: linear, in: 8, out: 1}}, loss: {type: mse, target: parity}}
+"""
+
+
+@pytest.mark.slow
+def test_driver_killed_mid_run_then_resume_trains_only_unfinished(write_graph, tmp_path):
+    path, runs = write_graph(SLOW), tmp_path / "runs"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen([sys.executable, "-m", "taskgraph", "run", str(path), "--run-dir", str(runs), "--num-cpus", "2"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    deadline = time.time() + 120
+    run_dirs: list[Path] = []
+    while time.time() < deadline:  # wait until `a` is finished and `b` is training
+        run_dirs = list((runs / "slow").glob("*/run.json"))
+        if run_dirs and (run_dirs[0].parent / "a" / "metrics.json").exists():
+            if (run_dirs[0].parent / "b" / "attempts").is_dir():  # b's worker has started
+                break
+        time.sleep(0.2)
+    else:
+        driver.kill()
+        pytest.fail("the first node never finished: " + (driver.stdout.read() if driver.stdout else ""))
+    time.sleep(1.0)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
+    driver.wait(timeout=30)
+    run_dir = run_dirs[0].parent
+    a_metrics = json.loads((run_dir / "a" / "metrics.json").read_text())  # intact, complete JSON
+    assert not (run_dir / "b" / "metrics.json").exists()
+    resumed = cli("resume", str(run_dir), "--num-cpus", "2")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "cached   a" in resumed.stdout and "done     b" in resumed.stdout and "done     c" in resumed.stdout
+    assert json.loads((run_dir / "a" / "metrics.json").read_text()) == a_metrics
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "done" and run["nodes"]["a"]["status"] == "cached"
+
+
+EXPLODES = GRAPH.replace(
+    "  c: {data: shapes, depends_on: [b], modules: {head: {type: linear, in: 8, out: 1}}",
+    "  c: {data: shapes, depends_on: [b], modules: {boom: {type: 'tests.faults:Explode', in: 8, out: 8}, head: {type: linear, in: 8, out: 1}}",
+).replace("  d: {data: shapes,", "  e: {data: shapes, depends_on: [c], modules: {head: {type: linear, in: 8, out: 1}}, loss: {type: mse, target: coarse}}\n  d: {data: shapes,")
+
+
+@pytest.mark.slow
+def test_a_raising_node_reports_its_traceback_and_exit_code(write_graph, tmp_path):
+    path, runs = write_graph(EXPLODES), tmp_path / "runs"
+    out = cli("run", str(path), "--run-dir", str(runs), "--num-cpus", "2")
+    assert out.returncode == 2
+    assert "failed   c: RuntimeError: boom from user code" in out.stdout
+    assert "skipped  e: upstream node 'c' failed" in out.stdout
+    assert "taskgraph resume" in out.stderr and "Traceback" not in out.stderr
+    run_dir = next((runs / "inc").iterdir())
+    error = (run_dir / "c" / "error.txt").read_text()
+    assert "boom from user code" in error and "faults.py" in error  # the user's traceback, for debugging
+    run = json.loads((run_dir / "run.json").read_text())
+    assert {n: run["nodes"][n]["status"] for n in "abcde"} == {"a": "done", "b": "done", "c": "failed", "d": "done", "e": "skipped"}
