@@ -30,6 +30,9 @@ from pathlib import Path
 __all__ = ["start", "stop", "client_env", "kill_node", "cluster_pids"]
 
 STATE = "cluster.json"
+#: Every node's IP. Loopback, but not 127.0.0.1: Ray replaces 127.0.0.1/localhost with the
+#: machine's outward address (``resolve_ip_for_localhost``), and this cluster stays on loopback.
+NODE_IP = "127.0.0.2"
 
 
 def _free_ports(n: int) -> list[int]:
@@ -63,7 +66,7 @@ def _node_args(ports: list[int]) -> list[str]:
     """Ports every node needs: none left to Ray's fixed defaults, which another cluster may hold."""
     nm, om, agent, agent_grpc, metrics, renv, wmin = ports
     return [
-        "--node-ip-address", "127.0.0.1", f"--node-manager-port={nm}", f"--object-manager-port={om}",
+        "--node-ip-address", NODE_IP, f"--node-manager-port={nm}", f"--object-manager-port={om}",
         f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
         f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={renv}",
         f"--min-worker-port={wmin}", f"--max-worker-port={wmin + 40}",
@@ -93,7 +96,8 @@ def start(
     env = _base_env(token)
     gcs, dashboard, client = _free_ports(3)
     state = {
-        "address": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}", "temp_dir": temp_dir,
+        "address": f"{NODE_IP}:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}",
+        "client": f"ray://127.0.0.1:{client}", "temp_dir": temp_dir,
         "token_path": str(state_dir / "auth_token"), "nodes": {},
     }
     ports = _free_ports(7)
@@ -231,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "start":
         state = start(args.dir, args.gpu_workers, args.cpu_workers, args.worker_cpus)
         print(f"cluster up: GCS {state['address']}, dashboard/Jobs {state['dashboard']}")
-        print(f"reach it:  eval \"$({sys.argv[0]} env --dir {args.dir})\"")
+        print(f"reach it:  eval \"$(scripts/local_cluster.sh env --dir {args.dir})\"")
     elif args.command == "env":
         state = json.loads((Path(args.dir) / STATE).read_text())
         for key, value in client_env(state).items():

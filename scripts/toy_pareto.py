@@ -1,0 +1,155 @@
+"""The two-objective toy problem of the CAGrad (Liu et al. 2021) and Nash-MTL (Navon et al. 2022) papers.
+
+From the papers' five starting points, each gradient method runs Adam on x in R^2; we record the
+trajectories, draw them over the Pareto set, and say which methods end on the Pareto front
+(Pareto-stationary: the min-norm point of the convex hull of the two gradients is ~0, and the
+end point is within reach of the numerically computed Pareto set).
+
+    python scripts/toy_pareto.py                      # docs/figures/toy_pareto.png, table on stdout
+    python scripts/toy_pareto.py --steps 3000 --lr 0.01
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import torch
+
+LOWER = 0.000005  # the papers' clamp, so log|.| stays finite on the valleys' floors
+#: Starting points of the CAGrad and Nash-MTL figures.
+STARTS = ((-8.5, 7.5), (-8.5, -5.0), (0.0, 0.0), (9.0, 9.0), (-7.5, -0.5), (9.0, -1.0))
+METHODS = ("equal", "mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "aligned_mtl", "upgrad")
+
+
+def toy_losses(x: torch.Tensor) -> torch.Tensor:
+    """(f1, f2) at x = (x1, x2): two log-valleys joined to quadratics, as in the papers' code."""
+    x1, x2 = x[..., 0], x[..., 1]
+    f1 = torch.clamp((0.5 * (-x1 - 7) - torch.tanh(-x2)).abs(), LOWER).log() + 6
+    f2 = torch.clamp((0.5 * (-x1 + 3) + torch.tanh(-x2) + 2).abs(), LOWER).log() + 6
+    c1 = torch.clamp(torch.tanh(x2 * 0.5), 0)
+    f1_sq = ((-x1 + 7).pow(2) + 0.1 * (-x2 - 8).pow(2)) / 10 - 20
+    f2_sq = ((-x1 - 7).pow(2) + 0.1 * (-x2 - 8).pow(2)) / 10 - 20
+    c2 = torch.clamp(torch.tanh(-x2 * 0.5), 0)
+    return torch.stack([f1 * c1 + f1_sq * c2, f2 * c1 + f2_sq * c2], dim=-1)
+
+
+def aggregator(method: str):
+    """``jacobian (2 x 2) -> direction`` for a method name, with the spec's defaults (torchjd inside)."""
+    if method == "equal":
+        return lambda jac: jac.sum(0)
+    from pydantic import TypeAdapter
+
+    from taskgraph.spec.weighting import WeightingConfig
+    from taskgraph.train.weighting.aggregators import AGGREGATORS
+
+    config = TypeAdapter(WeightingConfig).validate_python({"method": method})
+    return AGGREGATORS[method](config, 2)
+
+
+def pareto_stationarity(x: torch.Tensor) -> float:
+    """Norm of the min-norm point of conv{grad f1, grad f2}: 0 exactly at Pareto-stationary points."""
+    x = x.detach().clone().requires_grad_(True)
+    f = toy_losses(x)
+    g1, g2 = (torch.autograd.grad(f[i], x, retain_graph=True)[0] for i in range(2))
+    diff = g1 - g2
+    a = 0.5 if diff.norm() == 0 else float(torch.clamp(((g2 - g1) @ g2) / (diff @ diff), 0.0, 1.0))
+    return float((a * g1 + (1 - a) * g2).norm())
+
+
+def pareto_set(n: int = 600, box: float = 10.0) -> torch.Tensor:
+    """Grid points whose (f1, f2) no other grid point dominates: the Pareto set, numerically."""
+    axis = torch.linspace(-box, box, n)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1).reshape(-1, 2)
+    f = toy_losses(grid)
+    order = torch.argsort(f[:, 0] + 1e-9 * f[:, 1])
+    best = torch.cummin(f[order, 1], dim=0).values
+    keep = torch.ones(len(order), dtype=torch.bool)
+    keep[1:] = f[order[1:], 1] < best[:-1]
+    return grid[order[keep]]
+
+
+def run(method: str, start: tuple[float, float], steps: int, lr: float) -> torch.Tensor:
+    """Adam on x with the method's direction as the gradient; returns the (steps + 1) x 2 trajectory."""
+    aggregate = aggregator(method)
+    x = torch.tensor(start, dtype=torch.float32, requires_grad=True)
+    opt = torch.optim.Adam([x], lr=lr)
+    path = [x.detach().clone()]
+    for _ in range(steps):
+        f = toy_losses(x)
+        jac = torch.stack([torch.autograd.grad(f[i], x, retain_graph=True)[0] for i in range(2)])
+        opt.zero_grad()
+        x.grad = aggregate(jac).to(x.dtype)
+        opt.step()
+        path.append(x.detach().clone())
+    return torch.stack(path)
+
+
+def reached(end: torch.Tensor, front: torch.Tensor, tol: float = 0.05) -> bool:
+    """On the front: Pareto-stationary, and within 0.25 of a numerically non-dominated grid point."""
+    near = float((front - end).norm(dim=1).min()) < 0.25
+    return pareto_stationarity(end) < tol and near
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs/figures/toy_pareto.png"))
+    args = parser.parse_args()
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    methods = args.methods.split(",")
+    front = pareto_set()
+    paths: dict[str, list[torch.Tensor]] = {}
+    print(f"{'method':<12} " + " ".join(f"{str(s):>13}" for s in STARTS) + "  reached  seconds")
+    for method in methods:
+        started = time.perf_counter()
+        paths[method] = [run(method, s, args.steps, args.lr) for s in STARTS]
+        marks = [reached(p[-1], front) for p in paths[method]]
+        cells = " ".join(f"{('yes' if m else 'no'):>13}" for m in marks)
+        print(f"{method:<12} {cells}  {sum(marks)}/{len(marks)}  {time.perf_counter() - started:7.1f}")
+    draw(paths, front, args.out, args.steps, args.lr)
+    print(f"wrote {args.out}")
+
+
+def draw(paths: dict[str, list[torch.Tensor]], front: torch.Tensor, out: str, steps: int, lr: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(paths)
+    cols = 4
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    axis = torch.linspace(-10, 10, 200)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1)
+    mean = toy_losses(grid).mean(-1)
+    for ax, (method, runs) in zip(axes.flat, paths.items()):
+        ax.contourf(axis, axis, mean, levels=25, cmap="Greys", alpha=0.5)
+        ax.scatter(front[:, 0], front[:, 1], s=1, c="black", label="Pareto set")
+        for i, path in enumerate(runs):
+            ax.plot(path[:, 0], path[:, 1], lw=1.5, color=plt.cm.tab10(i))
+            ax.scatter(path[0, 0], path[0, 1], marker="o", s=14, color=plt.cm.tab10(i))
+            ax.scatter(path[-1, 0], path[-1, 1], marker="*", s=50, color=plt.cm.tab10(i), edgecolor="k", lw=0.4)
+        ax.set_title(method)
+        ax.set_xlim(-10, 10)
+        ax.set_ylim(-10, 10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(f"Toy problem of CAGrad / Nash-MTL: Adam lr={lr}, {steps} steps (o start, * end; black: Pareto set)",
+                 fontsize=9)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
