@@ -98,3 +98,41 @@ def test_mlflow_missing_is_a_clear_error(tmp_path, capsys, monkeypatch):
     code = main(["run", str(QUICKSTART), "--run-dir", str(tmp_path), "--mlflow", "sqlite:///x.db", *SMALL])
     assert code == 2
     assert "mlflow is not installed. pip install mlflow-skinny" in capsys.readouterr().err
+
+
+FAILING = """
+name: failing
+data:
+  shapes: {loader: synthetic_shapes, n: 400, dim: 8, classes: 3}
+defaults:
+  train: {epochs: 1, batch_size: 64}
+tasks:
+  good:
+    data: shapes
+    modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 3}}
+    loss: {type: cross_entropy, target: label}
+  bad:
+    data: shapes
+    modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 3}}
+    loss: {type: cross_entropy, target: colour}
+  after:
+    data: shapes
+    depends_on: {bad: {share: [encoder]}}
+    modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 3}}
+    loss: {type: cross_entropy, target: label}
+"""
+
+
+@pytest.mark.slow
+def test_a_failed_run_still_gets_its_trace_and_report(ray_local, write_graph, tmp_path):
+    import taskgraph
+    from taskgraph.report.html import write_report
+
+    result = taskgraph.run(taskgraph.load(write_graph(FAILING)), run_root=tmp_path, use_cache=False)
+    assert not result.ok
+    trace = json.loads((result.run_dir / "trace.json").read_text())
+    cats = {e["name"]: e["cat"] for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] != "queue"}
+    assert cats == {"good": "done", "bad": "failed"}  # `after` was skipped: it never ran
+    html = write_report(result.run_dir).read_text()
+    assert all(f'<tr data-node="{n}">' in html for n in ("good", "bad", "after"))
+    assert ">skipped<" in html and "colour" in html

@@ -25,7 +25,7 @@ def curve_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[i
     return series
 
 
-def curves_svg(node: str, history: Sequence[Mapping[str, Any]], width_in: float = 4.4, height_in: float = 2.7) -> str:
+def curves_svg(node: str, history: Sequence[Mapping[str, Any]], width_in: float = 4.4, height_in: float = 3.0) -> str:
     """One node's curves as an ``<svg>`` element (empty string when there is no history)."""
     series = curve_series(history)
     if not series:
@@ -60,7 +60,8 @@ def curves_svg(node: str, history: Sequence[Mapping[str, Any]], width_in: float 
             ax2.set_ylabel("metric")
             h2, l2 = ax2.get_legend_handles_labels()
             handles, labels = handles + h2, labels + l2
-        ax.legend(handles, labels, fontsize=7, loc="best", framealpha=0.8)
+        ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4,
+                  frameon=False)  # below the axes: never on top of a curve
         ax.set_title(node, fontsize=9, loc="left")
         fig.tight_layout()
         buf = io.StringIO()

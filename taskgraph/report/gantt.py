@@ -98,7 +98,7 @@ def gantt_svg(
         return '<p class="empty">No node has run yet: nothing to put on a timeline.</p>'
     on_path = set(critical_path(nodes, upstream))
     span = max(b.end for b in bars) or 1.0
-    left, right, top, row, bar_h = 170, 20, 28, 34, 22
+    left, right, top, row, bar_h = 170, 130, 28, 34, 22  # the right margin holds labels of short bars at the end
     plot = width - left - right
     height = top + row * len(names) + 30
 
@@ -134,7 +134,8 @@ def gantt_svg(
         text_w = 7 * len(label) + 8  # ~7 px a character at 12 px sans-serif
         anchor, lx = "start", x(bar.begin) + 5
         if w <= text_w:  # outside the bar: after it, or before it when it would run off the right edge
-            anchor, lx = ("start", x(bar.begin) + w + 4) if x(bar.begin) + w + text_w < width else ("end", x(bar.begin) - 4)
+            anchor, lx = (("start", x(bar.begin) + w + 4) if x(bar.begin) + w + text_w < width + 10
+                          else ("end", x(bar.begin) - 4))
         out.append(f'<text x="{lx:.1f}" y="{y + bar_h / 2 + 4}" text-anchor="{anchor}" fill="#111827">'
                    f"{escape(label)}</text></g>")
     out.append(f'<text x="{left}" y="16" fill="#374151">seconds since the first node was submitted; '

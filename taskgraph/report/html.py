@@ -95,10 +95,11 @@ def _curves(view: RunView) -> str:
     return f'<div class="curves">{"".join(figures)}</div>'
 
 
-def _cache_cell(status: str, meta: dict[str, Any]) -> str:
+def _cache_cell(status: str, meta: dict[str, Any], keyed: bool) -> str:
+    """hit (taken from the result cache), miss (trained, then stored under its key) or – (no cache)."""
     if status == "cached" or meta.get("cache_hit") or meta.get("cached"):
         return "hit"
-    return "miss" if meta.get("cache_key") else "–"
+    return "miss" if (keyed or meta.get("cache_key")) and status == "done" else "–"
 
 
 def _node_table(view: RunView) -> str:
@@ -107,6 +108,7 @@ def _node_table(view: RunView) -> str:
     head = ["node", "status", "stage", "seconds", "queued", "host", "worker", "GPU", "device", "steps",
             *metric_names, "inherits", "cache", "error"]
     rows = []
+    keys = view.run.get("keys") or {}  # cache keys of the nodes, when the run used the result cache
     for name in view.order:
         rec = view.nodes[name]
         meta = rec.meta
@@ -124,7 +126,7 @@ def _node_table(view: RunView) -> str:
             f"<td>{escape(','.join(rec.gpu_ids) or '–')}</td>", f"<td>{escape(str(meta.get('device') or '–'))}</td>",
             f'<td class="num">{_num(meta.get("steps"))}</td>',
             *(f'<td class="num">{_num(final.get(m))}</td>' for m in metric_names),
-            f"<td>{inherits}</td>", f"<td>{_cache_cell(rec.status, meta)}</td>",
+            f"<td>{inherits}</td>", f"<td>{_cache_cell(rec.status, meta, bool(keys.get(name)))}</td>",
             f"<td>{escape(rec.error or '')}</td>",
         ]
         rows.append(f'<tr data-node="{escape(name)}">{"".join(cells)}</tr>')

@@ -71,3 +71,13 @@ def test_ready_made_rows_are_read_as_they_are(tmp_path):
 def test_not_a_run_directory_says_what_to_pass(tmp_path):
     with pytest.raises(ArtifactError, match="no run.json.*`taskgraph run` printed"):
         load_run(tmp_path)
+
+
+def test_cache_column_says_hit_or_miss_when_the_run_used_the_cache(tmp_path):
+    run_dir = make_run(tmp_path, {"finetune": "cached"})
+    run = json.loads((run_dir / "run.json").read_text())
+    run["keys"] = {"pretrain": "k1", "finetune": "k2"}  # scratch: no key (not cached)
+    (run_dir / "run.json").write_text(json.dumps(run))
+    html = build_report(load_run(run_dir))
+    cell = lambda name: html[html.index(f'<tr data-node="{name}">'):].split("</tr>")[0].split("<td>")[-2]  # noqa: E731
+    assert (cell("pretrain"), cell("finetune"), cell("scratch")) == ("miss</td>", "hit</td>", "–</td>")
