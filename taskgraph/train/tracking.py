@@ -114,10 +114,15 @@ def open_loggers(
     if tracking is None:
         return loggers, notes
     if tracking.tensorboard:
-        try:
-            loggers.append(TensorBoardLogger(f"{node_dir}/tb"))
-        except ImportError:
-            notes.append("tensorboard is not installed: no event files. pip install tensorboard")
+        if "://" in node_dir and not node_dir.startswith("file://"):
+            # SummaryWriter writes local files; on an object store it would fail the node. The
+            # curves are still in metrics.json and in the report.
+            notes.append(f"no TensorBoard files: the run dir {node_dir} is not a local folder")
+        else:
+            try:
+                loggers.append(TensorBoardLogger(f"{node_dir.removeprefix('file://')}/tb"))
+            except ImportError:
+                notes.append("tensorboard is not installed: no event files. pip install tensorboard")
     if tracking.mlflow_uri:
         loggers.append(MlflowLogger(tracking, node, params))
     return loggers, notes

@@ -68,3 +68,11 @@ def test_tensorboard_event_files_hold_the_curves(tmp_path):
     assert {"train/loss", "train/batch_loss", "val/loss", "val/accuracy", "epoch"} <= tags
     assert [int(e.value) for e in acc.Scalars("epoch")] == [1, 2, 3]
     assert len(acc.Scalars("val/accuracy")) == 3
+
+
+def test_no_tensorboard_on_an_object_store_run_dir_but_training_goes_on():
+    class Settings:
+        tensorboard, mlflow_uri = True, None
+
+    loggers, notes = open_loggers(Settings(), "only", "s3://bucket/runs/g/1/only", {})
+    assert loggers == [] and "not a local folder" in notes[0]
