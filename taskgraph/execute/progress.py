@@ -19,7 +19,9 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["ProgressHub", "Reporter", "report", "reporting", "start_hub", "STEP_INTERVAL_S", "DRAIN_EVERY_S"]
+__all__ = [
+    "ProgressHub", "Reporter", "report", "reporting", "start_hub", "forget_hub", "STEP_INTERVAL_S", "DRAIN_EVERY_S",
+]
 
 #: At most one ``step`` event per node per this many seconds: bars move inside an epoch,
 #: and a fast node cannot flood the driver. Epoch, start and end events are never dropped.
@@ -63,6 +65,12 @@ def start_hub() -> Any:
     return _hub[1]
 
 
+def forget_hub() -> None:
+    """Drop the cached hub (it died): the next run starts a fresh one."""
+    global _hub
+    _hub = None
+
+
 class Reporter:
     """Worker side: stamps events with the node and the time, throttles ``step`` events, pushes."""
 
@@ -83,7 +91,10 @@ class Reporter:
         node (one caller's calls run in order) before the node's result reaches the driver."""
         import ray
 
-        ray.get(self.hub.push.remote({"node": self.node, "time": time.time(), **event}))
+        try:
+            ray.get(self.hub.push.remote({"node": self.node, "time": time.time(), **event}))
+        except ray.exceptions.RayError:
+            pass  # progress is best effort: a lost hub must never fail the node that reports to it
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import ray
 
 from taskgraph.errors import ExecutionError, TaskgraphError
 from taskgraph.execute.records import NodeRecord
-from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, reporting, start_hub
+from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, forget_hub, reporting, start_hub
 from taskgraph.execute.resources import check_feasible, ray_options, usage
 
 __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
@@ -186,7 +186,14 @@ def run_jobs(
                 notify(records[node])
 
     def drain_progress() -> None:
-        for event in ray.get(hub.drain.remote()):
+        nonlocal hub
+        try:
+            events = ray.get(hub.drain.remote())
+        except ray.exceptions.RayError:  # the hub died (its Ray node was lost): go on without live progress
+            forget_hub()
+            hub = None
+            return
+        for event in events:
             on_progress(event)  # type: ignore[misc]
 
     submit_ready()

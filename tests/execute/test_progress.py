@@ -76,3 +76,20 @@ def test_reporter_throttles_steps_only():
     progress.report({"kind": "epoch", "epoch": 2})  # after the block: not sent
     assert [e["kind"] for e in hub.push.sent] == ["step", "epoch"]
     assert all(e["node"] == "n" and e["time"] <= time.time() for e in hub.push.sent)
+
+
+def test_a_lost_hub_costs_the_live_view_not_the_run(ray_local):
+    import ray
+
+    def kill_the_hub_then_report(name, payload, inputs):
+        ray.kill(progress._current.get().hub)  # the driver's hub, as a lost Ray node would take it
+        time.sleep(0.5)
+        progress.report({"kind": "epoch", "epoch": 1})
+        return {"w": np.zeros(1)}, {}
+
+    events: list[dict] = []
+    records = run_jobs([NodeJob("n", payload={})], kill_the_hub_then_report, on_progress=events.append)
+    assert records["n"].status == "done"
+    assert "end" not in [e["kind"] for e in events if e.get("node") == "n"]  # the hub really was gone
+    later = run_jobs([NodeJob("m", payload={"epochs": 1})], chatty, on_progress=events.append)  # a fresh hub
+    assert later["m"].status == "done" and [e["kind"] for e in events if e.get("node") == "m"][-1] == "end"
