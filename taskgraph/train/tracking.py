@@ -129,10 +129,15 @@ def open_loggers(
 
 
 def fan_out(*sinks: Callable[[Event], None] | None) -> Callable[[Event], None]:
-    """One ``report`` callable that feeds every sink (progress to the driver, loggers)."""
+    """One ``report`` callable that feeds every sink (progress to the driver, loggers).
+
+    An event without ``kind`` is an epoch's end (what every trainer reported before step events).
+    """
     targets = [s for s in sinks if s is not None]
 
     def report(event: Event) -> None:
+        if "kind" not in event:
+            event = {"kind": "epoch", **event}
         for target in targets:
             target(event)
 

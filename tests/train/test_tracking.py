@@ -76,3 +76,9 @@ def test_no_tensorboard_on_an_object_store_run_dir_but_training_goes_on():
 
     loggers, notes = open_loggers(Settings(), "only", "s3://bucket/runs/g/1/only", {})
     assert loggers == [] and "not a local folder" in notes[0]
+
+
+def test_events_without_a_kind_are_epoch_ends():
+    seen: list[dict] = []
+    fan_out(seen.append, None)({"node": "joint", "epoch": 2, "train_loss": 0.5})
+    assert seen == [{"kind": "epoch", "node": "joint", "epoch": 2, "train_loss": 0.5}]
