@@ -19,7 +19,7 @@ from typing import Any
 
 import ray
 
-from taskgraph.errors import ExecutionError, TaskgraphError
+from taskgraph.errors import TaskgraphError
 from taskgraph.execute.records import NodeRecord
 from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, forget_hub, reporting, start_hub
 from taskgraph.execute.resources import check_feasible, ray_options, usage

@@ -18,7 +18,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from taskgraph.artifacts.files import load_params
