@@ -40,7 +40,10 @@ class NodeCache:
 
     @classmethod
     def for_run_root(cls, run_root: str | os.PathLike[str]) -> NodeCache:
-        return cls(Path(run_root) / ".cache")
+        """The cache of a local ``--run-dir`` (``file://`` URLs included)."""
+        from taskgraph.artifacts import store
+
+        return cls(Path(store.normalize(run_root)) / ".cache")
 
     def entry(self, key: str) -> Path:
         return self.root / "nodes" / key[:2] / key
