@@ -41,19 +41,19 @@ tasks:
 
 METHODS = {
     "equal": "{method: equal}",
-    "fixed (chunk x2)": "{method: fixed, weights: {chunk: 2.0}}",
+    "fixed_chunk2": "{method: fixed, weights: {chunk: 2.0}}",
     "uncertainty": "{method: uncertainty}",
     "dwa": "{method: dwa}",
     "gradnorm": "{method: gradnorm}",
     "rlw": "{method: rlw}",
     "famo": "{method: famo}",
-    "mgda (UB, repr.)": "{method: mgda, level: representation}",
-    "pcgrad (repr.)": "{method: pcgrad, level: representation}",
-    "cagrad (repr.)": "{method: cagrad, level: representation}",
-    "imtl_g (repr.)": "{method: imtl_g, level: representation}",
-    "nash_mtl (repr.)": "{method: nash_mtl, level: representation}",
-    "aligned_mtl (repr.)": "{method: aligned_mtl, level: representation}",
-    "upgrad (repr.)": "{method: upgrad, level: representation}",
+    "mgda_ub/repr": "{method: mgda, level: representation}",
+    "pcgrad/repr": "{method: pcgrad, level: representation}",
+    "cagrad/repr": "{method: cagrad, level: representation}",
+    "imtl_g/repr": "{method: imtl_g, level: representation}",
+    "nash_mtl/repr": "{method: nash_mtl, level: representation}",
+    "aligned_mtl/repr": "{method: aligned_mtl, level: representation}",
+    "upgrad/repr": "{method: upgrad, level: representation}",
     "accumulate": "{method: accumulate}",
 }
 

@@ -239,6 +239,7 @@ def train_joint_node(
         return _trim({k: v[idx] for k, v in train[source].items()})
 
     steps, history, step_seconds = 0, [], 0.0
+    total_steps, next_report = cfg.epochs * steps_per_epoch, 0.0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         for name in frozen:
@@ -262,6 +263,10 @@ def train_joint_node(
             optimizer.step()
             totals += losses.detach()
             steps += 1
+            if report and time.perf_counter() >= next_report:  # throttled, as the single-task loop
+                next_report = time.perf_counter() + 0.25
+                report({"kind": "step", "node": request.name, "epoch": epoch, "epochs": cfg.epochs, "step": steps,
+                        "total_steps": total_steps, "loss": float(losses.detach().sum().item())})
         epoch_seconds = time.perf_counter() - started
         step_seconds += epoch_seconds
         mean_losses = totals / steps_per_epoch
@@ -273,7 +278,8 @@ def train_joint_node(
                **{f"val_{k}": v for k, v in result.items()}}
         history.append(row)
         if report:
-            report({"node": request.name, "epoch": epoch, "epochs": cfg.epochs, **row})
+            report({"kind": "epoch", "node": request.name, "epoch": epoch, "epochs": cfg.epochs,
+                    "total_steps": total_steps, **row})
 
     final = {k.removeprefix("val_"): v for k, v in history[-1].items() if k.startswith("val_")}
     if not all(math.isfinite(v) for v in final.values()):
