@@ -12,6 +12,15 @@ import torch
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "toy_pareto.py"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """2-vectors: threads only add contention on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def toy():
     spec = importlib.util.spec_from_file_location("toy_pareto", SCRIPT)
