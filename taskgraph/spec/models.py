@@ -244,6 +244,10 @@ class MultiTaskNode(Frozen):
                 elif order.index(src) > order.index(name):
                     problems.append((("heads", name, "input", i),
                                      f"head '{src}' is declared after '{name}'. List '{src}' first under `heads`."))
+                elif (self.heads[src].data or self.data) != (head.data or self.data):
+                    problems.append((("heads", name, "input", i),
+                                     f"head '{src}' reads data source '{self.heads[src].data or self.data}', this head "
+                                     f"'{head.data or self.data}': a head can only read heads on the same batches."))
         if getattr(self.weighting, "level", None) == "representation" or self.weighting.method == "gradnorm":
             last = list(self.modules)[-1]
             for name, head in self.heads.items():

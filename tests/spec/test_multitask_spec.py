@@ -97,3 +97,13 @@ def test_cli_lists_the_weightings(capsys):
     out = capsys.readouterr().out
     for name in ("equal", "uncertainty", "gradnorm", "famo", "mgda", "upgrad", "nash_mtl", "accumulate"):
         assert f"  {name} " in out
+
+
+def test_a_head_reads_only_heads_on_its_own_data_source():
+    text = error(replace=("input: [trunk, pos]}", "input: [trunk, pos], data: other}"))
+    assert "a head can only read heads on the same batches" in text or "unknown data source 'other'" in text
+    two = GRAPH.replace("WEIGHTING", "").replace("  conll: {loader: conll2000}",
+                                                 "  conll: {loader: conll2000}\n  other: {loader: conll2000}")
+    two = two.replace("input: [trunk, pos]}", "input: [trunk, pos], data: other}")
+    with pytest.raises(SpecError, match="a head can only read heads on the same batches"):
+        parse_spec(two, file="g.yaml")

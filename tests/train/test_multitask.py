@@ -237,3 +237,32 @@ def test_plan_refuses_a_head_shape_mismatch_along_an_edge():
     # chunk reads [trunk, pos]: 16 + 44 = 60 inputs; the single-task head reads the trunk's 16.
     assert "shape mismatch for 'head.weight'" in str(err.value) and "[23, 60]" in str(err.value)
     assert "g.yaml:" in str(err.value)
+
+
+@needs_data
+@pytest.mark.parametrize("weighting", ["{method: upgrad, level: representation}", "{method: mgda}", "{method: gradnorm}"])
+def test_gradient_methods_with_a_frozen_inherited_trunk(weighting):
+    spec, node, request = joint(weighting)
+    upstream = train_node(request, {})
+    frozen = joint(weighting, extra="""
+  down:
+    kind: multitask
+    data: conll
+    depends_on: {tagger: {share: [embed, trunk], mode: freeze}}
+    modules:
+      embed: {type: embedding, vocab: 400, dim: 12}
+      trunk: {type: bilstm, hidden: 8}
+    heads:
+      pos: {module: {type: linear, out: 44}, loss: {type: cross_entropy, target: pos}}
+      chunk: {module: {type: linear, out: 23}, loss: {type: cross_entropy, target: chunk}}
+    weighting: WEIGHTING2
+""".replace("WEIGHTING2", weighting))[0]
+    from taskgraph.train.loop import Inheritance
+
+    down = frozen.tasks["down"]
+    req = NodeRequest("down", down, frozen.data["conll"], 0,
+                      (Inheritance("embed", "tagger", "embed", "freeze"), Inheritance("trunk", "tagger", "trunk", "freeze")),
+                      sources=(("conll", frozen.data["conll"]),))
+    out = train_node(req, {"tagger": upstream.state})
+    assert (out.state["trunk.lstm.weight_hh_l0"] == upstream.state["trunk.lstm.weight_hh_l0"]).all()
+    assert math.isfinite(out.metrics["final"]["chunk.loss"])

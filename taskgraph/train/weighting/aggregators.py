@@ -50,6 +50,9 @@ class Aggregation(Method):
     def backward(self, losses: torch.Tensor, step: Step) -> torch.Tensor | None:
         import warnings
 
+        if not step.shared:  # the whole trunk is frozen (inherited with mode: freeze): nothing to aggregate
+            losses.sum().backward()
+            return None
         if self.on_representation:
             jac, head, self._batched = task_jacobian(losses, step.leaves, step.heads, self._batched)
         else:  # through the whole trunk: an LSTM has no vmap rule, so this is one backward per task
@@ -64,9 +67,11 @@ class Aggregation(Method):
             pairs = []
             for rep, leaf in zip(step.reps, step.leaves):
                 n = leaf.numel()
-                pairs.append((rep, direction[offset : offset + n].view_as(rep)))
+                if rep.requires_grad:
+                    pairs.append((rep, direction[offset : offset + n].view_as(rep)))
                 offset += n
-            torch.autograd.backward([r for r, _ in pairs], [g for _, g in pairs])
+            if pairs:
+                torch.autograd.backward([r for r, _ in pairs], [g for _, g in pairs])
         else:
             step.set_grads(step.shared, direction)
         return None  # the direction is not a fixed weighting of the losses

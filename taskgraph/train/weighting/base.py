@@ -35,7 +35,8 @@ class Step:
 
     def finish_trunk(self) -> None:
         """Carry what reached the detached leaves through the trunk (representation-level methods)."""
-        pairs = [(r, leaf.grad) for r, leaf in zip(self.reps, self.leaves) if leaf is not r and leaf.grad is not None]
+        pairs = [(r, leaf.grad) for r, leaf in zip(self.reps, self.leaves)
+                 if leaf is not r and leaf.grad is not None and r.requires_grad]  # a frozen trunk has no graph
         if pairs:
             torch.autograd.backward([r for r, _ in pairs], [g for _, g in pairs])
 
