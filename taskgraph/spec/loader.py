@@ -309,6 +309,12 @@ def _raw_name_problems(data: Any) -> list[tuple[Loc, str]]:
         ref = task.get("data")
         if isinstance(ref, str) and ref not in sources:
             problems.append((("tasks", name, "data"), f"unknown data source '{ref}'.{suggest(ref, sources)}"))
+        heads = task.get("heads") if isinstance(task.get("heads"), dict) else {}
+        for head_name, head in heads.items():  # a joint node's heads may read other data sources
+            ref = head.get("data") if isinstance(head, dict) else None
+            if isinstance(ref, str) and ref not in sources:
+                problems.append((("tasks", name, "heads", head_name, "data"),
+                                 f"unknown data source '{ref}'.{suggest(ref, sources)}"))
         deps = task.get("depends_on")
         names = list(deps) if isinstance(deps, (dict, list)) else []
         for dep in names:
