@@ -274,7 +274,7 @@ def affinity(
     shared: Annotated[Optional[str], typer.Option(help="The shared module (default: the first task's first module).")] = None,
     epochs: Annotated[int, typer.Option(help="Epochs of joint training while measuring.")] = 3,
     batch_size: Annotated[Optional[int], typer.Option(help="Batch size (default: the first task's).")] = None,
-    lookahead_lr: Annotated[float, typer.Option(help="SGD step size of the lookahead on the shared module.")] = 0.5,
+    lookahead_lr: Annotated[float, typer.Option(help="SGD step size of the lookahead on the shared module.")] = 0.1,
     every: Annotated[int, typer.Option(help="Measure affinity every N steps.")] = 2,
     ratio: Annotated[float, typer.Option(help="Group/chain above this share of the largest mutual affinity.")] = 0.5,
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for affinity.json and suggested.yaml.")] = Path(

@@ -62,7 +62,7 @@ def task_affinity(
     epochs: int = 3,
     batch_size: int | None = None,
     lr: float | None = None,
-    lookahead_lr: float = 0.5,
+    lookahead_lr: float = 0.1,
     every: int = 2,
     seed: int = 0,
 ) -> AffinityResult:
@@ -100,18 +100,23 @@ def task_affinity(
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             batch_x = x[idx]
-            task_losses = losses(batch_x, idx)
             if steps % every == 0:
-                before = torch.stack([l.detach() for l in task_losses])
+                # Measured in eval mode: dropout masks would differ between the two losses and
+                # drown the lookahead's effect in noise.
+                encoder.eval(), heads.eval()
+                eval_losses = losses(batch_x, idx)
+                before = torch.stack([l.detach() for l in eval_losses])
                 theta = dict(encoder.named_parameters())
                 for i in range(n_tasks):
-                    grads = torch.autograd.grad(task_losses[i], list(theta.values()), retain_graph=True, allow_unused=True)
+                    grads = torch.autograd.grad(eval_losses[i], list(theta.values()), retain_graph=True, allow_unused=True)
                     ahead = {k: (p - lookahead_lr * gr if gr is not None else p).detach()
                              for (k, p), gr in zip(theta.items(), grads)}
                     with torch.no_grad():
                         after = torch.stack(losses(batch_x, idx, ahead))
                     total[i] += 1.0 - after / before.clamp_min(1e-12)
                 measured += 1
+                encoder.train(), heads.train()
+            task_losses = losses(batch_x, idx)
             loss = sum(spec.tasks[t].loss.weight * l for t, l in zip(tasks, task_losses))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
