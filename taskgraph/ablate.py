@@ -65,14 +65,19 @@ def ablation_edges(spec: Graph, only: list[str] | None = None) -> tuple[list[tup
 def primary_metric(spec: Graph, task_name: str, override: str | None = None) -> str:
     """The metric an ablation compares: ``override``, else the task's first listed metric, else its loss."""
     task = spec.tasks[task_name]
+    if getattr(task, "kind", "single") == "multitask":  # a joint node reports "<head>.<metric>"
+        known = [f"{h}.{m}" for h, head in task.heads.items() for m in head.metrics if m != "loss"]
+        known += [f"{h}.loss" for h in task.heads]
+    else:
+        known = [m for m in task.metrics if m != "loss"] + ["loss"]
     if override:
-        if override != "loss" and override not in task.metrics:
+        if override not in known:
             raise TaskgraphError(
-                f"--metric {override}: task '{task_name}' does not compute it. Its metrics: "
-                f"{', '.join(task.metrics) or '(none)'}, loss. Add it to the task's `metrics:`."
+                f"--metric {override}: node '{task_name}' does not compute it. Its metrics: {', '.join(known)}. "
+                "Add it to the task's `metrics:`."
             )
         return override
-    return next((m for m in task.metrics if m != "loss"), "loss")
+    return known[0]
 
 
 def _ancestors(spec: Graph, names: set[str]) -> set[str]:
@@ -105,7 +110,8 @@ def _variant_request(spec: Graph, up: str, down: str, with_edge: bool, seed: int
         for u, dep in sorted(deps.items())
         for local, remote in dep.share.items()
     )
-    return NodeRequest(down, task, spec.data[task.data], node_seed(seed, down), inherits)
+    sources = tuple((d, spec.data[d]) for d in task.data_sources()) if task.kind == "multitask" else ()
+    return NodeRequest(down, task, spec.data[task.data], node_seed(seed, down), inherits, sources=sources)
 
 
 def _load_states(run: Path, names: set[str]) -> dict[str, Any]:

@@ -77,3 +77,36 @@ def test_ablate_cli_prints_the_table(ray_local, write_graph, tmp_path, capsys):
     assert code == 0, out
     assert "pretrain -> target" in out and "gain" in out and "ablation.png" in out
     assert main(["ablate", str(path), "--fractions", "0,2"]) == 2
+
+
+JOINT = """
+name: joint
+data:
+  shapes: {loader: synthetic_shapes, n: 400, dim: 16, classes: 4}
+tasks:
+  up:
+    data: shapes
+    modules: {encoder: {type: mlp, in: 16, hidden: [8]}, head: {type: linear, out: 4}}
+    loss: {type: cross_entropy, target: label}
+  both:
+    kind: multitask
+    data: shapes
+    depends_on: {up: {share: [encoder]}}
+    modules: {encoder: {type: mlp, in: 16, hidden: [8]}}
+    heads:
+      parity: {module: {type: linear, out: 1}, loss: {type: binary_cross_entropy, target: parity}, metrics: [accuracy]}
+      coarse: {module: {type: linear, out: 1}, loss: {type: binary_cross_entropy, target: coarse}}
+"""
+
+
+def test_edges_into_joint_nodes_compare_a_head_metric(write_graph):
+    from taskgraph.ablate import _variant_request, primary_metric
+
+    spec, _ = load_spec(write_graph(JOINT))
+    assert primary_metric(spec, "both") == "parity.accuracy"
+    assert primary_metric(spec, "both", "coarse.loss") == "coarse.loss"
+    with pytest.raises(TaskgraphError, match="parity.accuracy, parity.loss, coarse.loss"):
+        primary_metric(spec, "both", "accuracy")
+    without = _variant_request(spec, "up", "both", False, 0, 0.5)
+    assert without.inherits == () and without.sources == (("shapes", spec.data["shapes"]),)
+    assert without.task.train.label_fraction == 0.5 and not without.task.depends_on
