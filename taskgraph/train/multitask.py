@@ -108,7 +108,8 @@ class _Joint:
         for name, head in node.heads.items():
             self.heads_of.setdefault(head.data or node.data, []).append(name)
 
-    def losses(self, batches: dict[str, Split], representation: bool) -> tuple[torch.Tensor, list, list]:
+    def losses(self, batches: dict[str, Split], representation: bool) -> tuple[torch.Tensor, list, list, list]:
+        """Stacked per-task losses, trunk outputs, what the heads read, and the unstacked losses."""
         node, model = self.node, self.model
         found: dict[str, torch.Tensor] = {}
         reps, leaves = [], []
@@ -130,7 +131,8 @@ class _Joint:
                 target = outs[head.loss.target] if head.loss.type == "infonce" and head.loss.target in outs \
                     else batch[head.loss.target]
                 found[name] = task_loss(outs[name], target, head.loss)
-        return torch.stack([found[name] for name in node.heads]), reps, leaves
+        parts = [found[name] for name in node.heads]
+        return torch.stack(parts), reps, leaves, parts
 
     @torch.no_grad()
     def evaluate(self, val: dict[str, Split], batch_size: int) -> dict[str, float]:
@@ -248,7 +250,7 @@ def train_joint_node(
         totals = torch.zeros(len(node.heads), device=device)
         for _ in range(steps_per_epoch):
             batches = {s: next_batch(s, min(size, n)) for s, size, n in zip(sources, shares, sizes)}
-            losses, reps, leaves = joint.losses(batches, method.on_representation)
+            losses, reps, leaves, parts = joint.losses(batches, method.on_representation)
             if not bool(torch.isfinite(losses).all()):
                 bad = [h for h, v in zip(node.heads, losses.tolist()) if not math.isfinite(v)]
                 raise TrainError(
@@ -257,7 +259,7 @@ def train_joint_node(
                     node=request.name,
                 )
             optimizer.zero_grad(set_to_none=True)
-            method.backward(losses, Step(shared, heads, reps, leaves))
+            method.backward(losses, Step(shared, heads, reps, leaves, parts))
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()

@@ -45,7 +45,6 @@ class Aggregation(Method):
         super().__init__(config, tasks)
         self.on_representation = config.level == "representation"
         self.aggregator = AGGREGATORS[config.method](config, self.k)
-        self._batched = True
 
     def backward(self, losses: torch.Tensor, step: Step) -> torch.Tensor | None:
         import warnings
@@ -53,10 +52,11 @@ class Aggregation(Method):
         if not step.shared:  # the whole trunk is frozen (inherited with mode: freeze): nothing to aggregate
             losses.sum().backward()
             return None
-        if self.on_representation:
-            jac, head, self._batched = task_jacobian(losses, step.leaves, step.heads, self._batched)
-        else:  # through the whole trunk: an LSTM has no vmap rule, so this is one backward per task
-            jac, head, self._batched = task_jacobian(losses, step.shared, step.heads, self._batched)
+        parts = step.parts or list(losses)
+        if self.on_representation:  # per-task backwards through the heads only
+            jac, head = task_jacobian(parts, step.leaves, step.heads)
+        else:  # one backward per task through its head and the trunk
+            jac, head = task_jacobian(parts, step.shared, step.heads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # cvxpy's "problem is not DPP" note, once per step for Nash-MTL
             direction = self.aggregator(jac.float()).to(jac.dtype)
@@ -85,7 +85,8 @@ class Accumulate(Method):
     """Gradient sharing by accumulation: one backward per task into the same ``.grad``, one update."""
 
     def backward(self, losses: torch.Tensor, step: Step) -> torch.Tensor:
-        for i in range(self.k):
-            losses[i].backward(retain_graph=i < self.k - 1)
+        parts = step.parts or list(losses)
+        for i, loss in enumerate(parts):
+            loss.backward(retain_graph=i < len(parts) - 1)
         step.finish_trunk()
         return torch.ones(self.k)

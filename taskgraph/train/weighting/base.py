@@ -27,7 +27,8 @@ class Step:
     heads: list[nn.Parameter]
     reps: list[torch.Tensor]
     leaves: list[torch.Tensor]
-    stats: dict[str, float] = field(default_factory=dict)
+    #: The per-task losses as computed (before stacking), for per-task backward passes.
+    parts: list[torch.Tensor] = field(default_factory=list)
 
     @property
     def on_representation(self) -> bool:
@@ -50,45 +51,29 @@ class Step:
             offset += n
 
 
-def _flat(grads: tuple[torch.Tensor | None, ...], like: list[torch.Tensor], batched: int | None = None) -> torch.Tensor:
-    parts = []
-    for g, x in zip(grads, like):
-        if g is None:
-            shape = (batched, x.numel()) if batched else (x.numel(),)
-            parts.append(torch.zeros(shape, device=x.device, dtype=x.dtype))
-        else:
-            parts.append(g.reshape(batched, -1) if batched else g.reshape(-1))
-    return torch.cat(parts, dim=-1)
+def _flat(grads: tuple[torch.Tensor | None, ...], like: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([(g if g is not None else torch.zeros_like(x)).reshape(-1) for g, x in zip(grads, like)])
 
 
 def task_jacobian(
-    losses: torch.Tensor, inputs: list[torch.Tensor], extra: list[torch.Tensor], batched: bool = True
-) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    losses: list[torch.Tensor], inputs: list[torch.Tensor], extra: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-task gradients of ``inputs`` (rows of a ``k x n`` matrix) and the summed gradient of ``extra``.
 
-    ``batched`` asks autograd for all k rows in one vmapped backward; modules without batching
-    rules (an LSTM) fall back to one backward per task. Returns whether batching worked, so the
-    caller skips the failed attempt next time.
+    ``losses`` are the tasks' own scalars, not a stacked tensor: a backward from one element of a
+    stack would run through every head (with zeros), k times over. One backward per task, each
+    through that task's part of the graph only (its head; the trunk too when ``inputs`` are the
+    trunk parameters). A vmapped backward (``is_grads_batched``) was measured slower on CPU.
     """
-    k, targets = len(losses), [*inputs, *extra]
-    if batched:
-        try:
-            eye = torch.eye(k, device=losses.device, dtype=losses.dtype)
-            grads = torch.autograd.grad(losses, targets, grad_outputs=eye, retain_graph=True,
-                                        allow_unused=True, is_grads_batched=True)
-            jac = _flat(grads[: len(inputs)], inputs, k)
-            head = _flat(grads[len(inputs):], extra, k).sum(0) if extra else None
-            return jac, head, True
-        except RuntimeError:
-            pass
     rows, head = [], None
-    for i in range(k):
-        grads = torch.autograd.grad(losses[i], targets, retain_graph=True, allow_unused=True)
+    targets = [*inputs, *extra]
+    for loss in losses:
+        grads = torch.autograd.grad(loss, targets, retain_graph=True, allow_unused=True)
         rows.append(_flat(grads[: len(inputs)], inputs))
         if extra:
             h = _flat(grads[len(inputs):], extra)
             head = h if head is None else head + h
-    return torch.stack(rows), head, False
+    return torch.stack(rows), head
 
 
 class Method(nn.Module):

@@ -89,12 +89,11 @@ class GradNorm(Method):
         self.w = torch.ones(self.k, requires_grad=True)  # not an nn.Parameter: its own optimizer steps it
         self._opt = torch.optim.Adam([self.w], lr=config.lr)
         self.initial: torch.Tensor | None = None
-        self._batched = True
 
     def backward(self, losses: torch.Tensor, step: Step) -> torch.Tensor:
         if self.initial is None:
             self.initial = losses.detach().clamp_min(1e-12)
-        jac, _, self._batched = task_jacobian(losses, step.leaves, [], self._batched)
+        jac, _ = task_jacobian(step.parts or list(losses), step.leaves, [])
         w = self.w.to(losses.device)
         norms = w * jac.norm(dim=1).detach()
         ratio = losses.detach() / self.initial
