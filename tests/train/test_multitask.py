@@ -266,3 +266,28 @@ def test_gradient_methods_with_a_frozen_inherited_trunk(weighting):
     out = train_node(req, {"tagger": upstream.state})
     assert (out.state["trunk.lstm.weight_hh_l0"] == upstream.state["trunk.lstm.weight_hh_l0"]).all()
     assert math.isfinite(out.metrics["final"]["chunk.loss"])
+
+
+def test_adversarial_and_infonce_heads_in_a_joint_node():
+    spec, _ = parse_spec("""
+name: heads
+data:
+  shapes: {loader: synthetic_shapes, n: 200, dim: 12, classes: 4}
+tasks:
+  joint:
+    kind: multitask
+    data: shapes
+    train: {epochs: 2, batch_size: 50}
+    modules: {encoder: {type: mlp, hidden: [16]}}
+    heads:
+      label: {module: {type: linear, out: 4}, loss: {type: cross_entropy, target: label}, metrics: [accuracy]}
+      domain: {module: {type: linear, out: 2}, loss: {type: adversarial, target: coarse, scale: 0.5}}
+      mi: {module: {type: linear, out: 16}, loss: {type: infonce, target: encoder}}
+    weighting: {method: upgrad}
+""")
+    node = spec.tasks["joint"]
+    out = train_node(NodeRequest("joint", node, spec.data["shapes"], 0, sources=(("shapes", spec.data["shapes"]),)), {})
+    final = out.metrics["final"]
+    assert {"label.accuracy", "domain.loss", "mi.loss"} <= set(final)
+    assert all(math.isfinite(v) for v in final.values())
+    assert final["mi.loss"] < math.log(200)  # the bound holds: better than chance at matching pairs
