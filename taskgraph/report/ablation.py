@@ -154,7 +154,7 @@ def plot_gains(gains: list[EdgeGain], path: str | os.PathLike[str], title: str =
             ys.append(g.gain_mean)
             errs.append(g.gain_std)
             colors.append("#b91c1c" if g.negative else None)
-        bars = ax.bar(xs, ys, width, yerr=errs, capsize=3, label=f"{fraction:g} of labels")
+        bars = ax.bar(xs, ys, width, yerr=errs, capsize=3, label=f"{fraction:.0%} of labels")
         for bar, color in zip(bars, colors):
             if color:
                 bar.set_edgecolor(color)
