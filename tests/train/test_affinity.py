@@ -46,3 +46,22 @@ def test_one_way_affinity_becomes_a_chain():
     s = suggest_structure(["x", "y", "z"], matrix)
     assert s.groups == (("x",), ("y",), ("z",))
     assert [(s.groups[a], s.groups[b]) for a, b in s.chains] == [(("x",), ("y",))]
+
+
+def test_affinity_cli_writes_the_suggestion_and_refuses_unshared_inputs(write_graph, tmp_path, capsys):
+    from taskgraph.cli import main
+
+    path = write_graph(GRAPH)
+    assert main(["affinity", str(path), "--epochs", "1", "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "lookahead affinity" in out and "group" in out
+    assert (tmp_path / "out" / "suggested.yaml").is_file()
+
+    other = GRAPH.replace("data:\n", "data:\n  other: {loader: synthetic_shapes, n: 100, dim: 32}\n", 1)
+    other = other.replace("    data: toy\n    modules: {encoder: {type: mlp, hidden: [32]}, head: {type: linear, out: 1}}\n"
+                          "    loss: {type: binary_cross_entropy, target: c}",
+                          "    data: other\n    modules: {encoder: {type: mlp, hidden: [32]}, head: {type: linear, out: 1}}\n"
+                          "    loss: {type: binary_cross_entropy, target: parity}")
+    assert main(["affinity", str(write_graph(other, "other.yaml")), "-o", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "tasks.c: affinity needs shared inputs" in err and "Pick tasks on the same data" in err
