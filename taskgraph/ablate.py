@@ -114,6 +114,17 @@ def _variant_request(spec: Graph, up: str, down: str, with_edge: bool, seed: int
     return NodeRequest(down, task, spec.data[task.data], node_seed(seed, down), inherits, sources=sources)
 
 
+def _cache(spec: Graph, plan: Any, run_root: str | os.PathLike[str]) -> tuple[Any, dict[str, str]]:
+    """The result cache of ``taskgraph run`` under the same run root, and every node's key."""
+    from taskgraph.artifacts import store
+    from taskgraph.artifacts.cache import NodeCache
+    from taskgraph.plan.keys import node_keys
+
+    if store.is_remote(run_root):
+        return None, {}
+    return NodeCache.for_run_root(run_root), node_keys(spec, plan)
+
+
 def _load_states(run: Path, names: set[str]) -> dict[str, Any]:
     run_dir = RunDir.open(run)
     missing = sorted(n for n in names if not run_dir.node_complete(n))
@@ -135,11 +146,16 @@ def ablate_graph(
     metric: str | None = None,
     run_root: str | os.PathLike[str] = "runs",
     from_run: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
     address: str | None = None,
     num_cpus: int | None = None,
     on_update: Callable[[Any], None] | None = None,
 ) -> AblationResult:
-    """Ablate every module-sharing edge (or ``edges``): returns the rows, the gains and the output folder."""
+    """Ablate every module-sharing edge (or ``edges``): returns the rows, the gains and the output folder.
+
+    Upstream states come from ``from_run``, else from the result cache under ``run_root`` (what
+    ``taskgraph run`` stored), else they are trained here once (and stored in that cache).
+    """
     from taskgraph.execute.cluster import connect
     from taskgraph.execute.scheduler import NodeJob, run_jobs
     from taskgraph.runner import build_jobs, dump_graph
@@ -159,9 +175,12 @@ def ablate_graph(
     upstream_needed = _ancestors(spec, {u for u, d in chosen} | {u for _u, d in chosen for u in spec.tasks[d].depends_on})
     base_dir = RunDir(out.path / "upstream")
     given: dict[str, Any] = {}
-    base_jobs = [j for j in build_jobs(spec, plan, base_dir) if j.name in upstream_needed]
+    cache, keys = _cache(spec, plan, run_root) if use_cache else (None, {})
+    base_jobs = build_jobs(spec, plan, base_dir, cache, keys, upstream_needed)
     if from_run is not None:
         given = _load_states(Path(from_run), upstream_needed)
+    elif cache is not None:  # upstream results of an earlier `taskgraph run` or ablation, by cache key
+        given = {n: cache.load_state(keys[n]) for n in sorted(upstream_needed) if cache.has(keys[n])}
     variants: list[tuple[str, dict[str, Any]]] = []
     variant_jobs: dict[str, NodeJob] = {}  # "as declared" is one job per node, seed and fraction, shared by its edges
     for (up, down), fraction, i, with_edge in (

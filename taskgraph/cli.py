@@ -235,6 +235,7 @@ def ablate(
         Optional[Path], typer.Option("--from-run", help="Take upstream states from this finished run folder.")
     ] = None,
     run_dir: Annotated[Path, typer.Option("--run-dir", help="Where run folders go.")] = Path("runs"),
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Train the upstream nodes even if cached.")] = False,
     address: Annotated[Optional[str], typer.Option(help="An existing Ray cluster (default: embedded local Ray).")] = None,
     num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
@@ -258,7 +259,7 @@ def ablate(
 
     result = ablate_graph(
         spec, source, seeds=seeds, fractions=shares, edges=edge, metric=metric, run_root=run_dir,
-        from_run=from_run, address=address, num_cpus=num_cpus, on_update=progress,
+        from_run=from_run, use_cache=not no_cache, address=address, num_cpus=num_cpus, on_update=progress,
     )
     _echo("")
     for note in result.skipped:

@@ -68,6 +68,12 @@ def test_ablate_trains_upstream_once_and_pairs_seeds(ray_local, write_graph, tmp
     first = [r["value"] for r in result.rows if r["seed"] == 0 and r["fraction"] == 1.0 and r["with_edge"]]
     assert [r["value"] for r in again.rows if r["with_edge"]] == pytest.approx(first)
 
+    # and without --from-run: the result cache under the same run root has the upstream node
+    cached = ablate_graph(spec, source, seeds=1, run_root=tmp_path)
+    report = json.loads((cached.out_dir / "ablation.json").read_text())
+    assert report["upstream"] == {} and report["reused_upstream"] == ["pretrain"]
+    assert [r["value"] for r in cached.rows if r["with_edge"]] == pytest.approx(first)
+
 
 @pytest.mark.slow
 def test_ablate_cli_prints_the_table(ray_local, write_graph, tmp_path, capsys):
