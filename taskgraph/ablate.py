@@ -95,7 +95,7 @@ def variant_job(name: str, payload: Any, inputs: dict[str, Any]) -> tuple[Any, d
     from taskgraph.train.loop import train_node
 
     out = train_node(payload, inputs)
-    return {}, {"final": out.metrics["final"], "train_examples": out.metrics["train_examples"], "steps": out.steps}
+    return {}, {"final": out.metrics["final"], "train_examples": out.metrics.get("train_examples"), "steps": out.steps}
 
 
 def _variant_request(spec: Graph, up: str, down: str, with_edge: bool, seed: int, fraction: float) -> Any:
@@ -225,8 +225,8 @@ def ablate_graph(
     upstream = {n: records[n].meta.get("final", {}) for n in trained}
     atomic_write_json(out.path / "ablation.json", {
         "graph": spec.name, "seeds": [spec.seed + i for i in range(seeds)], "fractions": list(fractions),
-        "metrics": metrics, "lower_is_better": sorted(LOWER_IS_BETTER), "from_run": str(from_run) if from_run else None, "reused_upstream": sorted(given),
-        "upstream": upstream, "skipped_edges": skipped, "wall_seconds": time.time() - started,
+        "metrics": metrics, "lower_is_better": sorted(LOWER_IS_BETTER),
+        "from_run": str(from_run) if from_run else None, "reused_upstream": sorted(given), "upstream": upstream, "skipped_edges": skipped, "wall_seconds": time.time() - started,
         "gains": [g.to_dict() for g in gains], "rows": rows,
     })
     plot_gains(gains, out.path / "ablation.png", title=f"{spec.name}: transfer gain per edge")
@@ -234,7 +234,7 @@ def ablate_graph(
 
 
 def _dispatch(name: str, payload: Any, inputs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """Upstream nodes (payload ``(request, folder)``) are trained and saved; variants only report metrics."""
+    """Upstream nodes (``runner.build_jobs`` payload tuples) are trained and saved; variants only report metrics."""
     if isinstance(payload, tuple):
         from taskgraph.runner import node_job
 
