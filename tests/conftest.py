@@ -12,6 +12,29 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")  # as taskgraph's embedded Ray: 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
+def warm_workers(n: int = 2) -> None:
+    """Start ``n`` worker processes with torch and the trainer imported (seconds on a busy machine),
+    so tests that compare timings measure scheduling, not a cold worker's imports."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def warm() -> None:
+        import time
+
+        import taskgraph.train.loop  # noqa: F401
+
+        time.sleep(0.3)
+
+    ray.get([warm.remote() for _ in range(n)])
+
+
+@pytest.fixture
+def ray_warm(ray_local):
+    """The shared Ray, with warm workers (an earlier test may have killed one)."""
+    warm_workers()
+    return ray_local
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """A real local Ray with 2 CPUs (as CI has), shared by every test that needs one."""
@@ -21,6 +44,8 @@ def ray_local():
 
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+
+        warm_workers()
     yield ray
     ray.shutdown()
 

@@ -17,7 +17,7 @@ name: diamond
 data:
   shapes: {loader: synthetic_shapes, n: 3000, dim: 16, classes: 4}
 defaults:
-  train: {epochs: 4, batch_size: 32}
+  train: {epochs: 8, batch_size: 32}
 tasks:
   root:
     data: shapes
@@ -47,7 +47,7 @@ tasks:
 
 
 @pytest.mark.slow
-def test_diamond_run_writes_complete_artifacts(ray_local, write_graph, tmp_path):
+def test_diamond_run_writes_complete_artifacts(ray_warm, write_graph, tmp_path):
     spec = taskgraph.load(write_graph(DIAMOND))
     result = taskgraph.run(spec, run_root=tmp_path / "runs")
     assert result.ok
@@ -56,8 +56,9 @@ def test_diamond_run_writes_complete_artifacts(ray_local, write_graph, tmp_path)
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "done" and set(run["nodes"]) == {"root", "left", "right", "join"}
     nodes = run["nodes"]
-    # the two branches overlapped in time (2 CPUs, 1 CPU each)
+    # the two branches overlapped in time (2 CPUs, 1 CPU each): submitted together, ran side by side
     left, right = nodes["left"], nodes["right"]
+    assert max(left["submitted_at"], right["submitted_at"]) < min(left["ended_at"], right["ended_at"])
     assert left["started_at"] < right["ended_at"] and right["started_at"] < left["ended_at"]
     for name, node in nodes.items():
         assert node["status"] == "done" and node["host"] and node["worker_id"] and node["started_at"] <= node["ended_at"]
@@ -75,7 +76,7 @@ def test_diamond_run_writes_complete_artifacts(ray_local, write_graph, tmp_path)
     assert digest(module_state(left_params, "encoder")) == root_digest
     assert not np.array_equal(right_params["encoder.layers.0.weight"], root_params["encoder.layers.0.weight"])
     metrics = json.loads((run_dir / "left" / "metrics.json").read_text())
-    assert len(metrics["history"]) == 4 and 0.0 <= metrics["final"]["accuracy"] <= 1.0
+    assert len(metrics["history"]) == 8 and 0.0 <= metrics["final"]["accuracy"] <= 1.0
     assert "tasks:" in (run_dir / "graph.yaml").read_text()
 
 

@@ -32,10 +32,13 @@ def diamond(sleep=0.0, **overrides):
     return list(jobs.values())
 
 
-def test_diamond_branches_overlap_and_states_flow(ray_local):
-    records = run_jobs(diamond(sleep=1.0), sleepy)
+def test_diamond_branches_overlap_and_states_flow(ray_warm):
+    records = run_jobs(diamond(sleep=2.0), sleepy)
     assert all(r.status == "done" for r in records.values())
     b, c = records["b"], records["c"]
+    # the scheduler's part: both submitted the moment `a` finished, before either ended
+    assert max(b.submitted_at, c.submitted_at) < min(b.ended_at, c.ended_at)
+    # Ray's part: they ran side by side (2 s each leaves room for a worker process to start)
     assert b.started_at < c.ended_at and c.started_at < b.ended_at, "independent branches must run side by side"
     assert records["d"].started_at >= max(b.ended_at, c.ended_at)
     assert records["d"].meta == {"received": ["b", "c"]}
