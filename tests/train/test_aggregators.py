@@ -141,3 +141,21 @@ def test_aggregators_never_go_uphill_for_every_task_on_random_conflicts(method):
         if method in ("mgda", "upgrad"):  # guarantees of non-conflict
             assert torch.all(jac @ d >= -1e-4)
         assert torch.isfinite(d).all()
+
+
+def cagrad_by_the_paper(jac: torch.Tensor, c: float, n: int = 20001) -> torch.Tensor:
+    """Liu et al. 2021, Alg. 1 for two tasks: w* = argmin_w g_w.g0 + sqrt(phi) |g_w| on a grid of the simplex,
+    d = g0 + sqrt(phi) g_w / |g_w|, phi = c^2 |g0|^2, returned as d / (1 + c^2) like the official code."""
+    g0 = jac.mean(0)
+    root_phi = c * g0.norm()
+    best = min((torch.stack([a, 1 - a]) @ jac for a in torch.linspace(0, 1, n, dtype=jac.dtype)),
+               key=lambda gw: float(gw @ g0 + root_phi * gw.norm()))
+    return (g0 + root_phi / best.norm() * best) / (1 + c**2)
+
+
+@pytest.mark.parametrize("c", [0.4, 0.5, 0.9])
+def test_cagrad_follows_the_papers_algorithm(c):
+    d, paper = aggregate("cagrad", CONFLICT, c=c), cagrad_by_the_paper(CONFLICT, c)
+    # Same direction; torchjd leaves out the final 1 / (1 + c^2), a scale Adam ignores.
+    assert torch.allclose(d / d.norm(), paper / paper.norm(), atol=1e-4)
+    assert d.norm() / paper.norm() == pytest.approx(1 + c**2, rel=1e-3)
