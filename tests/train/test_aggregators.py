@@ -163,3 +163,18 @@ def test_cagrad_follows_the_papers_algorithm(c):
     # Same direction; torchjd leaves out the final 1 / (1 + c^2), a scale Adam ignores.
     assert torch.allclose(d / d.norm(), paper / paper.norm(), atol=1e-4)
     assert d.norm() / paper.norm() == pytest.approx(1 + c**2, rel=1e-3)
+
+
+@pytest.mark.parametrize("jac", [CONFLICT, THREE])
+def test_upgrad_is_the_mean_of_projections_onto_the_dual_cone(jac):
+    from scipy.optimize import minimize
+
+    # Quinton & Rey 2024: project each gradient onto {x : J x >= 0} (every task improves), then average.
+    def project(g):
+        res = minimize(lambda x: ((x - g) ** 2).sum(), g, jac=lambda x: 2 * (x - g),
+                       constraints=[{"type": "ineq", "fun": lambda x: jac.numpy() @ x, "jac": lambda x: jac.numpy()}],
+                       method="SLSQP", options={"ftol": 1e-12})
+        return torch.tensor(res.x, dtype=jac.dtype)
+
+    expected = torch.stack([project(g.numpy()) for g in jac]).mean(0)
+    assert torch.allclose(aggregate("upgrad", jac), expected, atol=1e-3)  # float32 QP vs SLSQP
