@@ -99,6 +99,33 @@ def _optimizer(task: Task, model: NodeModel, frozen: set[str], lr_scale: dict[st
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+def inherit(
+    model: torch.nn.ModuleDict, request: NodeRequest, upstream_states: dict[str, dict[str, np.ndarray]], where: str
+) -> tuple[set[str], dict[str, float], list[dict[str, str]]]:
+    """Load every inherited module into ``model`` and apply its mode.
+
+    Returns the frozen module names, the per-module lr scales (finetune) and the provenance
+    records (source and sha256 of what was loaded) that ``run.json`` shows. Used by single-task
+    and joint nodes alike, so both honour the modes the same way.
+    """
+    frozen: set[str] = set()
+    lr_scale: dict[str, float] = {}
+    inherited: list[dict[str, str]] = []
+    for inh in request.inherits:
+        state = module_state(upstream_states[inh.upstream], inh.remote)
+        model.load_module(inh.local, state, f"{where}.depends_on.{inh.upstream}")
+        inherited.append(
+            {"module": inh.local, "from": f"{inh.upstream}.{inh.remote}", "mode": inh.mode, "sha256": digest(state)}
+        )
+        if inh.mode == "freeze":
+            frozen.add(inh.local)
+        elif inh.mode == "finetune":
+            lr_scale[inh.local] = inh.lr_scale
+    for name in frozen:
+        model[name].requires_grad_(False)
+    return frozen, lr_scale, inherited
+
+
 @torch.no_grad()
 def evaluate(model: NodeModel, task: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
     """Loss and the task's metrics on a whole split, in eval mode."""
@@ -147,21 +174,7 @@ def train_node(
     x_val, y_val = splits.val[task.input], splits.val[task.loss.target]
 
     model = NodeModel(dict(task.modules), in_dim=x_train.shape[-1], where=where)
-    frozen: set[str] = set()
-    lr_scale: dict[str, float] = {}
-    inherited: list[dict[str, str]] = []
-    for inh in request.inherits:
-        state = module_state(upstream_states[inh.upstream], inh.remote)
-        model.load_module(inh.local, state, f"{where}.depends_on.{inh.upstream}")
-        inherited.append(
-            {"module": inh.local, "from": f"{inh.upstream}.{inh.remote}", "mode": inh.mode, "sha256": digest(state)}
-        )
-        if inh.mode == "freeze":
-            frozen.add(inh.local)
-        elif inh.mode == "finetune":
-            lr_scale[inh.local] = inh.lr_scale
-    for name in frozen:
-        model[name].requires_grad_(False)
+    frozen, lr_scale, inherited = inherit(model, request, upstream_states, where)
 
     model.to(device)
     x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))

@@ -19,10 +19,10 @@ from torch import nn
 from taskgraph.errors import TrainError
 from taskgraph.spec.models import MultiTaskNode
 from taskgraph.train.data import Split, load_data, subsample
-from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, pick_device
+from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, inherit, pick_device
 from taskgraph.train.losses import compute_loss
 from taskgraph.train.metrics import IGNORE, compute_metric
-from taskgraph.train.model import NodeModel, digest, module_state, state_to_numpy
+from taskgraph.train.model import NodeModel, state_to_numpy
 from taskgraph.train.modules import build_module, reverse_gradient
 from taskgraph.train.weighting import Method, Step, build_weighting
 
@@ -196,21 +196,7 @@ def train_joint_node(
     train, val = _load_sources(request, node, where)
     first = train[node.data][node.input]
     model = JointModel(node, in_dim=first.shape[-1], where=where)
-    frozen: set[str] = set()
-    lr_scale: dict[str, float] = {}
-    inherited: list[dict[str, str]] = []
-    for inh in request.inherits:
-        state = module_state(upstream_states[inh.upstream], inh.remote)
-        model.load_module(inh.local, state, f"{where}.depends_on.{inh.upstream}")
-        inherited.append(
-            {"module": inh.local, "from": f"{inh.upstream}.{inh.remote}", "mode": inh.mode, "sha256": digest(state)}
-        )
-        if inh.mode == "freeze":
-            frozen.add(inh.local)
-        elif inh.mode == "finetune":
-            lr_scale[inh.local] = inh.lr_scale
-    for name in frozen:
-        model[name].requires_grad_(False)
+    frozen, lr_scale, inherited = inherit(model, request, upstream_states, where)
     model.to(device)
     train = {s: {k: v.to(device) for k, v in split.items()} for s, split in train.items()}
     val = {s: {k: v.to(device) for k, v in split.items()} for s, split in val.items()}
