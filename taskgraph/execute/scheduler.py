@@ -133,6 +133,10 @@ def run_jobs(
             records[name].status = "cached"
     done = set(given)
     waiting = {j.name for j in jobs if j.name not in given}
+    # Kahn's counters: a node is ready when its count of unfinished upstream nodes reaches zero,
+    # so each completion costs O(children), not a scan of every waiting node.
+    missing = {n: sum(1 for u in by_name[n].upstream if u not in done) for n in waiting}
+    ready_set = {n for n, count in missing.items() if count == 0}
     pending: dict[ray.ObjectRef, tuple[str, ray.ObjectRef]] = {}  # meta ref -> (name, state ref)
     children_left = {name: len(children.get(name, [])) for name in by_name}
 
@@ -153,7 +157,7 @@ def run_jobs(
         return (in_use["CPU"] + cpus <= totals["CPU"] + 1e-9) and (in_use["GPU"] + gpus <= totals["GPU"] + 1e-9)
 
     def submit_ready() -> None:
-        ready = [by_name[n] for n in waiting if all(u in done for u in by_name[n].upstream)]
+        ready = [by_name[n] for n in ready_set if n in waiting]
         for job in sorted(ready, key=lambda j: (-j.priority, j.name)):
             if not fits(job):
                 continue
@@ -163,6 +167,7 @@ def run_jobs(
             ).remote(node_fn, job.name, job.payload, job.inputs, hub, *(states[i] for i in job.inputs))
             pending[meta_ref] = (job.name, state_ref)
             waiting.discard(job.name)
+            ready_set.discard(job.name)
             in_use["CPU"] += usage(job)[0]
             in_use["GPU"] += usage(job)[1]
             record = records[job.name]
@@ -238,6 +243,11 @@ def run_jobs(
         record.host, record.node_id, record.worker_id = where["host"], where["node_id"], where["worker_id"]
         record.pid, record.gpu_ids, record.meta = where["pid"], where["gpu_ids"], result["meta"]
         done.add(name)
+        for child in children.get(name, ()):
+            if child in missing:  # cached children (given) wait for nothing
+                missing[child] -= 1
+                if missing[child] == 0:
+                    ready_set.add(child)
         if children_left.get(name, 0) > 0:
             states[name] = state_ref
         release_inputs(job)

@@ -20,7 +20,7 @@ from taskgraph.errors import TrainError
 from taskgraph.spec.models import Task
 from taskgraph.train.checkpoint import Checkpointer
 from taskgraph.train.data import Splits, load_data, subsample
-from taskgraph.train.losses import compute_loss
+from taskgraph.train.losses import compute_loss, loss_function
 from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, digest, module_state, state_to_numpy
 
@@ -30,6 +30,8 @@ Report = Callable[[dict[str, Any]], None]
 
 #: At most one in-epoch ``step`` report per this many seconds (progress bars, batch-loss curves).
 STEP_REPORT_S = 0.25
+#: On a GPU, how often (in steps) the running loss sum is checked for NaN/inf: a sync per step costs.
+FINITE_CHECK_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,18 @@ def train_node(
     total_steps = cfg.epochs * math.ceil(n / cfg.batch_size)
     next_step_report = 0.0  # in-epoch progress, by the clock: loss.item() waits for the GPU
     checkpoints = Checkpointer(request.checkpoint_dir, cfg.checkpoint_every)
-    start_epoch, skip_batches, total, batches = 1, 0, torch.zeros((), device=device), 0
+    on_cpu = device.type == "cpu"
+    loss_fn = loss_function(task.loss)
+    where_loss = f"task loss {task.loss.type} on '{task.loss.target}'"
+
+    def not_finite(value: float, epoch: int, at: str) -> TrainError:
+        return TrainError(
+            f"node '{request.name}': loss is {value} at epoch {epoch}, {at} ({where_loss}). "
+            "Lower the learning rate or check the data.",
+            node=request.name,
+        )
+
+    start_epoch, skip_batches, total, batches = 1, 0, (0.0 if on_cpu else torch.zeros((), device=device)), 0
     resumed = checkpoints.load()
     if resumed is not None:
         model.load_state_dict(resumed["model"])
@@ -195,34 +208,35 @@ def train_node(
         torch.set_rng_state(resumed["torch_rng"])
         start_epoch, skip_batches, steps = resumed["epoch"], resumed["batch"], resumed["step"]
         history, batches = resumed["history"], resumed["batches"]
-        total = torch.tensor(resumed["total"], device=device)
+        total = resumed["total"] if on_cpu else torch.tensor(resumed["total"], device=device)
     for epoch in range(start_epoch, cfg.epochs + 1):
         model.train()
         for name in frozen:  # frozen modules keep eval behaviour: no dropout, no batch-norm updates
             model[name].eval()
         started = time.perf_counter()
         if epoch != start_epoch or resumed is None:
-            total, batches = torch.zeros((), device=device), 0
+            total, batches = (0.0 if on_cpu else torch.zeros((), device=device)), 0
         epoch_generator = generator.get_state()
         order = torch.randperm(n, generator=generator).to(device)
         for batch, i in enumerate(range(0, n, cfg.batch_size)):
             if epoch == start_epoch and batch < skip_batches:
                 continue  # done before the checkpoint we resumed from
             idx = order[i : i + cfg.batch_size]
-            loss = compute_loss(net(x_train[idx]), y_train[idx], task.loss)
-            if not torch.isfinite(loss):
-                raise TrainError(
-                    f"node '{request.name}': loss is {loss.item()} at epoch {epoch}, step {steps + 1} "
-                    f"(task loss {task.loss.type} on '{task.loss.target}'). Lower the learning rate "
-                    "or check the data.",
-                    node=request.name,
-                )
+            loss = loss_fn(net(x_train[idx]), y_train[idx])
+            if on_cpu:  # a float per step is free on the CPU: check every step, name the exact one
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise not_finite(value, epoch, f"step {steps + 1}")
+                total += value
+            else:  # no sync per step on a GPU: a non-finite loss makes the running sum non-finite
+                total += loss.detach()
+                if (steps + 1) % FINITE_CHECK_EVERY == 0 and not torch.isfinite(total):
+                    raise not_finite(float(total), epoch, f"steps {steps + 2 - FINITE_CHECK_EVERY}-{steps + 1}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            total += loss.detach()
             batches += 1
             steps += 1
             if report and time.perf_counter() >= next_step_report:
@@ -234,10 +248,12 @@ def train_node(
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "epoch_generator": epoch_generator, "torch_rng": torch.get_rng_state(),
                     "epoch": epoch, "batch": batch + 1, "step": steps, "history": history,
-                    "batches": batches, "total": float(total.item()),
+                    "batches": batches, "total": float(total),
                 })
+        if not on_cpu and not math.isfinite(float(total)):  # the steps since the last periodic check
+            raise not_finite(float(total), epoch, f"a step after step {steps - steps % FINITE_CHECK_EVERY}")
         val = evaluate(model, task, x_val, y_val, max(cfg.batch_size, 1024))
-        row = {"epoch": epoch, "step": steps, "train_loss": float(total.item()) / max(batches, 1),
+        row = {"epoch": epoch, "step": steps, "train_loss": float(total) / max(batches, 1),
                "seconds": time.perf_counter() - started, **{f"val_{k}": v for k, v in val.items()}}
         history.append(row)
         if report:

@@ -23,7 +23,7 @@ from taskgraph.spec.losses import (
 )
 from taskgraph.train.registry import Registry
 
-__all__ = ["LOSSES", "compute_loss"]
+__all__ = ["LOSSES", "compute_loss", "loss_function"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 LOSSES: Registry[LossFn] = Registry("loss")
@@ -112,9 +112,18 @@ def _infonce(output: torch.Tensor, target: torch.Tensor, config: InfoNCELoss) ->
     return loss
 
 
-def compute_loss(output: torch.Tensor, target: torch.Tensor, config: Any) -> torch.Tensor:
-    """The configured loss; user losses get their extra YAML keys as keyword arguments."""
+def loss_function(config: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The configured loss as ``fn(output, target)``, looked up once (not on every step).
+
+    User losses (``pkg.module:fn``) get their extra YAML keys as keyword arguments.
+    """
     fn = LOSSES.get(config.type)
     if config.type in LOSSES:
-        return fn(output, target, config)
-    return fn(output, target, **(config.model_extra or {}))
+        return lambda output, target: fn(output, target, config)
+    extra = dict(config.model_extra or {})
+    return lambda output, target: fn(output, target, **extra)
+
+
+def compute_loss(output: torch.Tensor, target: torch.Tensor, config: Any) -> torch.Tensor:
+    """The configured loss, looked up now (use ``loss_function`` inside loops)."""
+    return loss_function(config)(output, target)
