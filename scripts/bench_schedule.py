@@ -256,13 +256,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cpus", type=int, default=4, help="CPU slots of the local Ray (sleep nodes use no CPU)")
+    parser.add_argument("--only-makespan", default=None,
+                        help="just these makespan cases, e.g. 200:0,1000:0,200:0.3 (nodes:GPU share)")
     args = parser.parse_args()
     import logging
 
     import ray
 
-    bench_planning(10_000)
-    bench_rerun()
+    if not args.only_makespan:
+        bench_planning(10_000)
+        bench_rerun()
     ray.init(num_cpus=args.cpus, num_gpus=2, include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False, object_store_memory=2 * 1024**3)
     sizes = [(50, 0.0), (200, 0.0), (50, 0.3), (200, 0.3)] if args.quick else \
@@ -270,9 +273,12 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; Ray {ray.__version__}")
     warm = _remote_sleep()  # start every worker process first: no strategy pays for worker start-up
     ray.get([warm.options(num_cpus=1).remote(0.5) for _ in range(args.cpus)])
+    if args.only_makespan:
+        sizes = [(int(n), float(g)) for n, g in (case.split(":") for case in args.only_makespan.split(","))]
     bench_makespan(sizes, args.cpus, 2)
-    bench_overhead(100 if args.quick else 300)
-    bench_passing(400)
+    if not args.only_makespan:
+        bench_overhead(100 if args.quick else 300)
+        bench_passing(400)
     ray.shutdown()
 
 
