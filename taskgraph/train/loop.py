@@ -128,6 +128,14 @@ def inherit(
     return frozen, lr_scale, inherited
 
 
+def final_metrics(history: list[dict[str, Any]], node: str) -> dict[str, float]:
+    """The last epoch's validation values (``val_`` prefix dropped); non-finite ones fail the node."""
+    final = {k.removeprefix("val_"): v for k, v in history[-1].items() if k.startswith("val_")}
+    if not all(math.isfinite(v) for v in final.values()):
+        raise TrainError(f"node '{node}': validation metrics are not finite: {final}.", node=node)
+    return final
+
+
 @torch.no_grad()
 def evaluate(model: NodeModel, task: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
     """Loss and the task's metrics on a whole split, in eval mode."""
@@ -260,9 +268,7 @@ def train_node(
             report({"kind": "epoch", "node": request.name, "epoch": epoch, "epochs": cfg.epochs,
                     "total_steps": total_steps, **row})
 
-    final = {k.removeprefix("val_"): v for k, v in history[-1].items() if k.startswith("val_")}
-    if not all(math.isfinite(v) for v in final.values()):
-        raise TrainError(f"node '{request.name}': validation metrics are not finite: {final}.", node=request.name)
+    final = final_metrics(history, request.name)
     metrics = {"final": final, "history": history, "train_examples": n, "val_examples": len(x_val),
                "resumed_from_step": resumed["step"] if resumed else None}
     return NodeOutput(state_to_numpy(model), metrics, inherited, str(device), steps)

@@ -19,7 +19,7 @@ from torch import nn
 from taskgraph.errors import TrainError
 from taskgraph.spec.models import MultiTaskNode
 from taskgraph.train.data import Split, load_data, subsample
-from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, inherit, pick_device
+from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, final_metrics, inherit, pick_device
 from taskgraph.train.losses import compute_loss
 from taskgraph.train.metrics import IGNORE, compute_metric
 from taskgraph.train.model import NodeModel, state_to_numpy
@@ -269,9 +269,7 @@ def train_joint_node(
             report({"kind": "epoch", "node": request.name, "epoch": epoch, "epochs": cfg.epochs,
                     "total_steps": total_steps, **row})
 
-    final = {k.removeprefix("val_"): v for k, v in history[-1].items() if k.startswith("val_")}
-    if not all(math.isfinite(v) for v in final.values()):
-        raise TrainError(f"node '{request.name}': validation metrics are not finite: {final}.", node=request.name)
+    final = final_metrics(history, request.name)
     metrics = {"final": final, "history": history, "weighting": node.weighting.method,
                "seconds_per_step": step_seconds / max(steps, 1),
                "train_examples": dict(zip(sources, sizes)),
