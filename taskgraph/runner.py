@@ -45,7 +45,7 @@ class RunResult:
 
 
 def node_job(
-    name: str, payload: tuple[Any, str], inputs: dict[str, Any], tracking: Any = None
+    name: str, payload: tuple[Any, str, str | None, str], inputs: dict[str, Any], tracking: Any = None
 ) -> tuple[Any, dict[str, Any]]:
     """Runs on a Ray worker: train the node, write its artifacts, return its state for its children.
 
@@ -80,8 +80,6 @@ def node_job(
     meta = {"final": out.metrics["final"], "inherited": out.inherited, "device": out.device, "steps": out.steps,
             "resumed_from_step": out.metrics.get("resumed_from_step")}
     if cache_root is not None:  # published as soon as the node is done: a killed driver loses nothing
-        from taskgraph.artifacts.cache import NodeCache
-
         NodeCache(cache_root).store(key, node_dir, {**meta, "node": name, "host": socket.gethostname(),
                                                    "trained_at": time.time()})
     return out.state, meta
@@ -294,7 +292,8 @@ def run_graph(
             session.close()
     state["ended_at"] = time.time()
     state["status"] = "done" if all(r.status in ("done", "cached") for r in records.values()) else "failed"
-    state["nodes"] = {name: entry(records[name]) for name in plan.order if name in records}
+    # every record's last update is already in state (attempt markers read then); plan order here
+    state["nodes"] = {name: state["nodes"].get(name) or entry(records[name]) for name in plan.order if name in records}
     run_dir.write_run(state)
     observers.finish(state, ok=state["status"] == "done")
     return RunResult(run_dir.path, records, state["ended_at"] - started)
