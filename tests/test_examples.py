@@ -16,7 +16,8 @@ needs_data = pytest.mark.skipif(not DEFAULT_DATA.is_dir(), reason="shared/data i
 SLICES = {
     "speech.yaml": ["data.timit.max_utterances=16", "defaults.train.epochs=1",
                     "tasks.acoustic_model.train.epochs=1"],
-    "digits.yaml": ["data.fsdd.max_index=7", "data.pairs.max_index=7", "data.mnist.max_train=500",
+    "digits.yaml": ["data.fsdd.max_index=7", "data.pairs.max_index=7", "data.positives.max_index=7",
+                    "data.mnist.max_train=500",
                     "data.mnist.max_val=200", "defaults.train.epochs=1", "tasks.spoken_digit.train.epochs=1",
                     "tasks.written_digit.train.epochs=1"],
     "text.yaml": ["data.conll.max_sentences=64", "data.conll.max_val_sentences=32", "defaults.train.epochs=1"],
@@ -27,6 +28,23 @@ SLICES = {
 def test_example_graph_validates(name):
     spec = taskgraph.load(GRAPHS / name)
     assert any(t.depends_on for t in spec.tasks.values())
+
+
+def test_digits_is_a_diamond_whose_branches_run_in_parallel():
+    """One root; two branches with no path between them (so the scheduler runs them side by side)
+    that each hand one encoder on; a join that needs both."""
+    import networkx as nx
+
+    from taskgraph.plan.graph import build_graph
+
+    spec = taskgraph.load(GRAPHS / "digits.yaml")
+    g = build_graph(spec)
+    assert [n for n in g if g.in_degree(n) == 0] == ["align"]
+    assert set(g.predecessors("digit_match")) == {"spoken_digit", "written_digit"}
+    assert not nx.has_path(g, "spoken_digit", "written_digit") and not nx.has_path(g, "written_digit", "spoken_digit")
+    for branch, module in (("spoken_digit", "audio_encoder"), ("written_digit", "image_encoder")):
+        assert module in spec.tasks[branch].depends_on["align"].share
+        assert module in spec.tasks["digit_match"].depends_on[branch].share
 
 
 @needs_data

@@ -41,6 +41,7 @@ from taskgraph.spec.modules import (
     GradientReversalModule,
     LinearModule,
     MLPModule,
+    SelectModule,
 )
 
 __all__ = ["ModuleConfig", "LossConfig", "DataConfig", "METRICS", "names_of"]
@@ -65,6 +66,7 @@ ModuleConfig = Annotated[
         Annotated[EmbeddingModule, Tag("embedding")],
         Annotated[BiLSTMModule, Tag("bilstm")],
         Annotated[GradientReversalModule, Tag("gradient_reversal")],
+        Annotated[SelectModule, Tag("select")],
         Annotated[CustomModule, Tag("custom")],
     ],
     Discriminator(_tag("type")),

@@ -116,7 +116,7 @@ class MnistData(_RealDataBase):
 
 
 class DigitPairsData(_RealDataBase):
-    """Cross-modal pairs: each FSDD clip next to an MNIST image, of the same digit half of the time.
+    """Cross-modal pairs: each FSDD clip next to an MNIST image, of the same digit ``same_fraction`` of the time.
 
     Fields: ``x`` = ``[audio | image]`` (``n_mels*frames + 784`` wide; modules pick their part with
     ``columns``), ``same`` (float 0/1), ``audio_digit``, ``image_digit``. FSDD's official split
@@ -129,6 +129,11 @@ class DigitPairsData(_RealDataBase):
     frames: int = Field(32, ge=2)
     max_index: int = Field(50, ge=6, le=50)
     pairs_per_clip: int = Field(2, ge=1, description="Images paired with each clip (more pairs, same audio).")
+    same_fraction: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Share of pairs showing the same digit: 0.5 for a balanced `same` task, 1.0 for "
+        "positive pairs only (contrastive alignment, where the other pairs of a batch are the negatives).",
+    )
     seed: int = 0
 
     @property

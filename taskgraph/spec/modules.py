@@ -154,6 +154,26 @@ class BiLSTMModule(_ModuleBase):
         return shapes
 
 
+class SelectModule(_ModuleBase):
+    """Keep input columns [start, stop) and drop the rest: picks one modality's embedding out of
+    a cross-modal trunk's ``[audio | image]`` output, e.g. for an ``infonce`` head. No parameters."""
+
+    type: Literal["select"]
+    columns: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(gt=0)]]
+
+    @model_validator(mode="after")
+    def _columns_ordered(self) -> SelectModule:
+        if self.columns[1] <= self.columns[0]:
+            raise ValueError(f"columns {list(self.columns)}: stop must be above start, e.g. [0, 128].")
+        return self
+
+    def output_dim(self, in_dim: int | None) -> int | None:
+        return self.columns[1] - self.columns[0]
+
+    def param_shapes(self, in_dim: int | None) -> dict[str, Shape] | None:
+        return {}
+
+
 class GradientReversalModule(_ModuleBase):
     """Identity forward, gradient times ``-scale`` backward (domain-adversarial training, Ganin 2015)."""
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from taskgraph.errors import TrainError
-from taskgraph.spec.modules import BiLSTMModule, EmbeddingModule, GradientReversalModule, LinearModule, MLPModule
+from taskgraph.spec.modules import BiLSTMModule, EmbeddingModule, GradientReversalModule, LinearModule, MLPModule, SelectModule
 from taskgraph.train.registry import Registry
 
 __all__ = ["MODULES", "build_module", "MLP", "BiLSTM", "GradientReversal", "reverse_gradient"]
@@ -121,6 +121,15 @@ class GradientReversal(nn.Module):
         return reverse_gradient(x, self.scale)
 
 
+class Select(nn.Module):
+    def __init__(self, start: int, stop: int):
+        super().__init__()
+        self.start, self.stop = start, stop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.start : self.stop]
+
+
 @MODULES.register("embedding")
 def _embedding(config: EmbeddingModule, in_dim: int) -> nn.Module:
     return nn.Embedding(config.vocab, config.dim, padding_idx=config.padding_idx)
@@ -134,6 +143,13 @@ def _bilstm(config: BiLSTMModule, in_dim: int) -> nn.Module:
 @MODULES.register("gradient_reversal")
 def _gradient_reversal(config: GradientReversalModule, in_dim: int) -> nn.Module:
     return GradientReversal(config.scale)
+
+
+@MODULES.register("select")
+def _select(config: SelectModule, in_dim: int) -> nn.Module:
+    if in_dim is not None and config.columns[1] > in_dim:
+        raise TrainError(f"select columns {list(config.columns)} go past the input width {in_dim}. Lower `columns`.")
+    return Select(*config.columns)
 
 
 def build_module(config: Any, in_dim: int | None, where: str) -> nn.Module:

@@ -80,6 +80,9 @@ def test_mnist_and_digit_pairs():
     same = pairs.train["audio_digit"] == pairs.train["image_digit"]
     assert torch.equal(same.float(), pairs.train["same"])
     assert 0.3 < pairs.train["same"].mean().item() < 0.7
+    _cfg, positives = _load({"loader": "digit_pairs", "max_index": 6, "n_mels": 8, "frames": 4, "same_fraction": 1.0})
+    assert positives.train["same"].all() and positives.val["same"].all()
+    assert torch.equal(positives.train["audio_digit"], positives.train["image_digit"])
 
 
 def test_missing_data_names_the_file_and_the_fix(tmp_path, monkeypatch):
@@ -96,6 +99,17 @@ def test_binary_f1_counts_the_positive_class_only():
     logits = torch.tensor([3.0, -1.0, 2.0, -2.0, 1.0])
     target = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0])  # tp=2, fp=1, fn=1
     assert compute_metric("binary_f1", logits, target) == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+
+
+def test_select_keeps_its_columns_only():
+    config = TypeAdapter(ModuleConfig).validate_python({"type": "select", "columns": [2, 5]})
+    module = build_module(config, 9, "m")
+    x = torch.randn(4, 9)
+    assert torch.equal(module(x), x[:, 2:5]) and config.output_dim(9) == 3 and config.param_shapes(9) == {}
+    with pytest.raises(TrainError, match="past the input width 4"):
+        build_module(config, 4, "m")
+    with pytest.raises(ValueError, match="stop must be above start"):
+        TypeAdapter(ModuleConfig).validate_python({"type": "select", "columns": [5, 2]})
 
 
 def test_columns_mlp_reads_its_columns_and_passes_the_rest():

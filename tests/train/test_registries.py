@@ -25,6 +25,7 @@ EXAMPLES = {
     "embedding": {"type": "embedding", "vocab": 11, "dim": 4},
     "bilstm": {"type": "bilstm", "in": 6, "hidden": 3, "layers": 2},
     "gradient_reversal": {"type": "gradient_reversal", "in": 6},
+    "select": {"type": "select", "in": 6, "columns": [1, 4]},
 }
 
 

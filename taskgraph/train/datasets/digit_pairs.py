@@ -1,6 +1,7 @@
 """Cross-modal pairs: a spoken digit (FSDD) next to a handwritten one (MNIST); same digit or not.
 
-Half the pairs show the same digit, half a different one, so ``same`` is balanced. Solving it
+By default half the pairs show the same digit, half a different one, so ``same`` is balanced;
+``same_fraction: 1.0`` gives positive pairs only, for contrastive alignment of the two encoders. Solving it
 needs both modalities: an audio encoder that knows the spoken digit and an image encoder that
 knows the written one, which is what the upstream nodes of ``graphs/digits.yaml`` provide.
 """
@@ -20,12 +21,12 @@ __all__ = ["digit_pairs"]
 
 
 def _pair(audio: dict[str, torch.Tensor], images: torch.Tensor, labels: torch.Tensor, per_clip: int,
-          g: torch.Generator) -> dict[str, torch.Tensor]:
+          same_fraction: float, g: torch.Generator) -> dict[str, torch.Tensor]:
     by_digit = [torch.nonzero(labels == d).flatten() for d in range(10)]
     n = len(audio["digit"]) * per_clip
     audio_idx = torch.arange(len(audio["digit"])).repeat(per_clip)
     audio_digit = audio["digit"][audio_idx]
-    same = torch.rand(n, generator=g) < 0.5
+    same = torch.rand(n, generator=g) < same_fraction
     other = (audio_digit + torch.randint(1, 10, (n,), generator=g)) % 10  # a different digit, uniformly
     image_digit = torch.where(same, audio_digit, other)
     pick = torch.stack([by_digit[d][torch.randint(len(by_digit[d]), (1,), generator=g)] for d in image_digit.tolist()])
@@ -47,6 +48,6 @@ def digit_pairs(config: DigitPairsData) -> Splits:
     val_x, val_y = read_mnist(mnist_root, "t10k")
     g = torch.Generator().manual_seed(config.seed)
     return Splits(
-        train=_pair(audio_train, train_x, train_y, config.pairs_per_clip, g),
-        val=_pair(audio_val, val_x, val_y, config.pairs_per_clip, g),
+        train=_pair(audio_train, train_x, train_y, config.pairs_per_clip, config.same_fraction, g),
+        val=_pair(audio_val, val_x, val_y, config.pairs_per_clip, config.same_fraction, g),
     )
