@@ -63,6 +63,8 @@ def cases(levels: list[str]) -> list[tuple[str, str]]:
             continue
         for level in levels:
             out.append((f"{m}/{level[:4]}", f"{{method: {m}, level: {level}}}"))
+            if m == "nash_mtl":  # torchjd's convex solves, against the default Newton solve
+                out.append((f"{m}_cvxpy/{level[:4]}", f"{{method: {m}, level: {level}, solver: cvxpy}}"))
     return out
 
 

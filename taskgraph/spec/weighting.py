@@ -104,9 +104,14 @@ class NashMTLWeighting(_GradientBase):
     """Nash-MTL (Navon et al. 2022): the Nash bargaining solution between the task gradients."""
 
     method: Literal["nash_mtl"]
-    update_weights_every: int = Field(1, ge=1)
-    optim_niter: int = Field(20, ge=1)
-    max_norm: float = Field(1.0, ge=0.0)
+    update_weights_every: int = Field(1, ge=1, description="Recompute the weights every N steps (reuse them between).")
+    solver: Literal["newton", "cvxpy"] = Field(
+        "newton",
+        description="newton: Newton's method on the bargaining condition G a = 1/a (microseconds); cvxpy: "
+        "torchjd's port of the official code, up to `optim_niter` convex solves per step (tens of ms).",
+    )
+    optim_niter: int = Field(20, ge=1, description="Solves per step of the cvxpy solver.")
+    max_norm: float = Field(1.0, ge=0.0, description="Scale the update down to this norm when longer (0: never).")
 
 
 class AlignedMTLWeighting(_GradientBase):

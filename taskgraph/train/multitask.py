@@ -107,13 +107,20 @@ class _Joint:
         self.heads_of: dict[str, list[str]] = {}
         for name, head in node.heads.items():
             self.heads_of.setdefault(head.data or node.data, []).append(name)
+        #: No head reads another head, so each task's gradient of the trunk output is the gradient
+        #: that reaches its own head's input (see ``Step.task_inputs``).
+        self.separable = not any(src in node.heads for head in node.heads.values() for src in (head.input or ()))
 
-    def losses(self, batches: dict[str, Split], representation: bool) -> tuple[torch.Tensor, list, list, list]:
-        """Stacked per-task losses, trunk outputs, what the heads read, and the unstacked losses."""
+    def losses(self, batches: dict[str, Split], representation: bool,
+               views: bool | None = None) -> tuple[torch.Tensor, list, list, list, list]:
+        """Stacked per-task losses, trunk outputs, what the heads read, the unstacked losses, and (see
+        ``Step.task_inputs``) each task's own view of the representation."""
         node, model = self.node, self.model
         found: dict[str, torch.Tensor] = {}
         reps, leaves = [], []
-        for source, heads in self.heads_of.items():
+        own_inputs: dict[str, tuple[torch.Tensor, int]] = {}
+        separable = (representation if views is None else views) and self.separable
+        for index, (source, heads) in enumerate(self.heads_of.items()):
             batch = batches[source]
             outs = model.run_trunk(batch[node.input])
             rep = outs[model._last]
@@ -125,6 +132,11 @@ class _Joint:
                 head = node.heads[name]
                 inputs = [outs[src] for src in (head.input or (model._last,))]
                 x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1)
+                if separable:
+                    x = x.view_as(x)
+                    if representation:
+                        x.retain_grad()
+                    own_inputs[name] = (x, index)
                 if head.loss.type == "adversarial":
                     x = reverse_gradient(x, head.loss.scale)
                 outs[name] = model[name](x)
@@ -132,7 +144,8 @@ class _Joint:
                     else batch[head.loss.target]
                 found[name] = task_loss(outs[name], target, head.loss)
         parts = [found[name] for name in node.heads]
-        return torch.stack(parts), reps, leaves, parts
+        task_inputs = [own_inputs[name] for name in node.heads] if separable else []
+        return torch.stack(parts), reps, leaves, parts, task_inputs
 
     @torch.no_grad()
     def evaluate(self, val: dict[str, Split], batch_size: int) -> dict[str, float]:
@@ -236,7 +249,7 @@ def train_joint_node(
         totals = torch.zeros(len(node.heads), device=device)
         for _ in range(steps_per_epoch):
             batches = {s: next_batch(s, min(size, n)) for s, size, n in zip(sources, shares, sizes)}
-            losses, reps, leaves, parts = joint.losses(batches, method.on_representation)
+            losses, reps, leaves, parts, task_inputs = joint.losses(batches, method.on_representation, method.task_views)
             if not bool(torch.isfinite(losses).all()):
                 bad = [h for h, v in zip(node.heads, losses.tolist()) if not math.isfinite(v)]
                 raise TrainError(
@@ -245,7 +258,7 @@ def train_joint_node(
                     node=request.name,
                 )
             optimizer.zero_grad(set_to_none=True)
-            method.backward(losses, Step(shared, heads, reps, leaves, parts))
+            method.backward(losses, Step(shared, heads, reps, leaves, parts, task_inputs))
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()

@@ -119,13 +119,36 @@ def test_aligned_mtl_is_the_papers_aligned_update(jac):
     assert torch.allclose(aggregate("aligned_mtl", jac), aligned.mean(0), atol=1e-5)
 
 
-def test_nash_mtl_solves_the_bargaining_condition():
-    d = aggregate("nash_mtl", CONFLICT, max_norm=0.0)
+@pytest.mark.parametrize("solver", ["newton", "cvxpy"])
+def test_nash_mtl_solves_the_bargaining_condition(solver):
+    d = aggregate("nash_mtl", CONFLICT, max_norm=0.0, solver=solver)
     # Navon et al.: d = sum a_i g_i with (G a)_i = 1 / a_i, i.e. <g_i, d> = 1 / a_i > 0 for every task.
     gram = CONFLICT @ CONFLICT.T
     alpha = torch.linalg.lstsq(CONFLICT.T, d[:, None]).solution.squeeze(1)
     assert torch.all(alpha > 0)
-    assert torch.allclose(gram @ alpha, 1.0 / alpha, rtol=0.05)
+    assert torch.allclose(gram @ alpha, 1.0 / alpha, rtol=1e-3 if solver == "cvxpy" else 1e-5)
+
+
+def test_nash_mtl_newton_agrees_with_torchjds_convex_solver():
+    """Same fixed point as torchjd's port of the official code, on a 6-task Jacobian with conflicts."""
+    g = torch.Generator().manual_seed(3)
+    jac = torch.randn(6, 40, generator=g, dtype=torch.float64)
+    jac[1] = -0.7 * jac[0] + 0.3 * jac[1]  # a strong conflict
+    jac[4] *= 20.0  # and a dominant task
+    newton = aggregate("nash_mtl", jac, max_norm=0.0, solver="newton")
+    cvxpy = aggregate("nash_mtl", jac, max_norm=0.0, solver="cvxpy")
+    assert torch.allclose(newton, cvxpy, rtol=2e-3, atol=1e-4)
+    assert torch.all(jac @ newton > 0)  # every task improves
+
+
+def test_nash_mtl_reuses_its_weights_between_updates():
+    from taskgraph.train.weighting.nash import NashMTL
+
+    agg = NashMTL(2, max_norm=0.0, update_weights_every=3)
+    first = agg.weights(CONFLICT)
+    assert torch.equal(agg.weights(THREE[:2, :2]), first) and torch.equal(agg.weights(2 * CONFLICT), first)
+    assert not torch.allclose(agg.weights(2 * CONFLICT), first)  # the 4th call solves again: a halves
+    assert torch.allclose(agg.weights(2 * CONFLICT), first / 2, rtol=1e-6)
 
 
 @pytest.mark.parametrize("method", [m for m in GRADIENT_METHODS if m != "accumulate"])

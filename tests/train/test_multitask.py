@@ -86,10 +86,10 @@ def batch_of(node: MultiTaskNode, n: int = 6) -> dict[str, torch.Tensor]:
 def grads_after(node: MultiTaskNode, model: JointModel, batch, method) -> dict[str, torch.Tensor]:
     model.zero_grad(set_to_none=True)
     joint = _Joint(node, model, method)
-    losses, reps, leaves, parts = joint.losses({"conll": batch}, method.on_representation)
+    losses, reps, leaves, parts, task_inputs = joint.losses({"conll": batch}, method.on_representation)
     shared = [p for n in ("embed", "trunk") for p in model[n].parameters()]
     heads = [p for n in ("pos", "chunk") for p in model[n].parameters()]
-    method.backward(losses, Step(shared, heads, reps, leaves, parts))
+    method.backward(losses, Step(shared, heads, reps, leaves, parts, task_inputs))
     return {k: p.grad.clone() for k, p in model.named_parameters()}
 
 
@@ -115,7 +115,7 @@ def test_gradient_methods_write_the_aggregated_jacobian(level):
     # By hand: per-task gradients of the trunk parameters (or of the trunk output), MGDA, then backward.
     model.zero_grad(set_to_none=True)
     joint_ = _Joint(node, model, method)
-    losses, reps, leaves, _ = joint_.losses({"conll": batch}, level == "representation")
+    losses, reps, leaves, _, _ = joint_.losses({"conll": batch}, level == "representation")
     shared = [p for n in ("embed", "trunk") for p in model[n].parameters()]
     wrt = leaves if level == "representation" else shared
     rows = [torch.cat([g.flatten() for g in torch.autograd.grad(l, wrt, retain_graph=True)]) for l in losses]
@@ -130,6 +130,51 @@ def test_gradient_methods_write_the_aggregated_jacobian(level):
         assert torch.allclose(got[name], exp, atol=1e-5), name
     head_sum = torch.autograd.grad(losses.sum(), list(model["pos"].parameters()), retain_graph=True)
     assert torch.allclose(got["pos.weight"], head_sum[0], atol=1e-6)  # heads get their own tasks' gradients
+
+
+@pytest.mark.parametrize("two_sources", [False, True])
+@pytest.mark.parametrize("weighting", ["{method: gradnorm}", "{method: mgda, level: representation}",
+                                       "{method: upgrad, level: representation}"])
+def test_one_backward_jacobian_equals_one_backward_per_task(weighting, two_sources):
+    """Heads that read only the trunk keep their own input's gradient: one backward through the heads
+    must give the same per-task gradients (so the same update, and for GradNorm the same new
+    weights) as one backward per task."""
+    text = GRAPH.replace("WEIGHTING", weighting).replace(", input: [trunk, pos]", "")
+    if two_sources:
+        text = text.replace("target: chunk}", "target: chunk}, data: small")
+        text = text.replace("data:\n", "data:\n  small: {loader: conll2000, max_sentences: 8, vocab_size: 400}\n", 1)
+    node = parse_spec(text)[0].tasks["tagger"]
+    torch.manual_seed(0)
+    model = JointModel(node, 7, "t")
+    batches = {"conll": batch_of(node), "small": batch_of(node, 4)}
+    shared = [p for n in ("embed", "trunk") for p in model[n].parameters()]
+    heads = [p for n in ("pos", "chunk") for p in model[n].parameters()]
+    results = []
+    for fast in (True, False):
+        method = build_weighting(node.weighting, ["pos", "chunk"])
+        joint_ = _Joint(node, model, method)
+        for _ in range(2 if weighting.startswith("{method: gradnorm") else 1):  # GradNorm: the learned weights too
+            model.zero_grad(set_to_none=True)
+            losses, reps, leaves, parts, task_inputs = joint_.losses(batches, method.on_representation, method.task_views)
+            assert joint_.separable and len(task_inputs) == 2 and len(leaves) == (2 if two_sources else 1)
+            method.backward(losses, Step(shared, heads, reps, leaves, parts, task_inputs if fast else []))
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+        results.append((grads, getattr(method, "w", torch.ones(2)).detach().clone()))
+    (fast_grads, fast_w), (slow_grads, slow_w) = results
+    assert fast_grads.keys() == slow_grads.keys() == {k for k, _ in model.named_parameters()}
+    for key in fast_grads:
+        assert torch.allclose(fast_grads[key], slow_grads[key], atol=1e-6), key
+    assert torch.allclose(fast_w, slow_w, atol=1e-6)
+    if weighting.startswith("{method: gradnorm"):
+        assert not torch.allclose(fast_w, torch.ones(2))  # the weights did move
+
+
+def test_a_head_reading_a_head_takes_one_backward_per_task():
+    _, node, _ = joint("{method: gradnorm}")
+    model = JointModel(node, 7, "t")
+    joint_ = _Joint(node, model, build_weighting(node.weighting, ["pos", "chunk"]))
+    assert not joint_.separable  # chunk reads pos: the gradient at chunk's input is not chunk's alone
+    assert joint_.losses({"conll": batch_of(node)}, False, True)[4] == []
 
 
 def test_uncertainty_weights_are_trained_with_the_node():

