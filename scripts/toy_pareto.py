@@ -5,7 +5,8 @@ trajectories, draw them over the Pareto set, and say which methods end on the Pa
 (Pareto-stationary: the min-norm point of the convex hull of the two gradients is ~0, and the
 end point is within reach of the numerically computed Pareto set).
 
-    python scripts/toy_pareto.py                      # docs/figures/toy_pareto.png, table on stdout
+    python scripts/toy_pareto.py                      # docs/figures/toy_pareto.png (10,000 steps), table on stdout
+    python scripts/toy_pareto.py --steps 1000         # the short budget
     python scripts/toy_pareto.py --steps 3000 --lr 0.01 --lr-end -1   # constant learning rate
 """
 
@@ -113,7 +114,7 @@ def _method_runs(job: tuple[str, int, float, float | None]) -> tuple[str, list[t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--lr-end", type=float, default=0.001, help="Cosine decay to this (negative: constant lr).")
     parser.add_argument("--methods", default=",".join(METHODS))
