@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate docs/figures from the quickstart and speech graphs: plan pictures (SVG, PNG, Mermaid,
+# Regenerate docs/figures from the quickstart, speech and digits graphs: plan pictures (SVG, PNG, Mermaid,
 # DOT), a real run of each (about 3 minutes on 2 CPU cores), its run picture, HTML report, Chrome
 # trace and a screenshot of the report in headless Chromium. Usage: scripts/make_figures.sh [GRAPH...]
 set -euo pipefail
@@ -8,7 +8,7 @@ out=docs/figures
 runs=$(mktemp -d)
 mkdir -p "$out"
 graphs=("$@")
-[ ${#graphs[@]} -eq 0 ] && graphs=(quickstart speech)
+[ ${#graphs[@]} -eq 0 ] && graphs=(quickstart speech digits)
 for g in "${graphs[@]}"; do
   for fmt in svg png mmd dot; do taskgraph viz "graphs/$g.yaml" -o "$out/$g.$fmt"; done
   taskgraph run "graphs/$g.yaml" --run-dir "$runs" --no-cache --plain --num-cpus 2 | tee "$runs/$g.log"
