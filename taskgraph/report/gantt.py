@@ -48,6 +48,20 @@ def critical_path(nodes: Mapping[str, NodeRun], upstream: Mapping[str, tuple[str
     return path[::-1]
 
 
+def _place_label(label: str, begin: float, w: float, free_from: float, free_until: float
+                 ) -> tuple[str, float, float] | None:
+    """(anchor, x, right edge) for a bar's label: inside the bar when it fits, else after the bar
+    before ``free_until``, else before it after ``free_from``; None when there is no room."""
+    text_w = 7 * len(label) + 8  # ~7 px a character at 12 px sans-serif
+    if w > text_w:
+        return "start", begin + 5, begin + w
+    if begin + w + text_w < free_until:
+        return "start", begin + w + 4, begin + w + text_w
+    if begin - text_w > free_from:
+        return "end", begin - 4, begin + w
+    return None
+
+
 def lanes(nodes: Mapping[str, NodeRun], t0: float) -> tuple[list[str], list[Bar]]:
     """One lane per worker process or GPU; nodes that overlap in one lane (GPU sharing) get extra rows."""
     timed = sorted((r for r in nodes.values() if r.begin is not None and r.ended_at is not None),
@@ -115,7 +129,19 @@ def gantt_svg(
     for t in _ticks(span):
         out.append(f'<line x1="{x(t):.1f}" y1="{top}" x2="{x(t):.1f}" y2="{top + row * len(names)}" stroke="#e5e7eb"/>')
         out.append(f'<text x="{x(t):.1f}" y="{height - 10}" text-anchor="middle" fill="#6b7280">{_fmt(t)}</text>')
+    # Where each bar's lane is next taken (the next bar's start), and how far the last label reached:
+    # a label that does not fit inside its bar goes after it, or before it, but never over a
+    # neighbour in its lane or that neighbour's label; with no room it is left to the tooltip.
+    following: dict[str, float] = {}
+    by_lane: dict[int, list[Bar]] = {}
     for bar in bars:
+        by_lane.setdefault(bar.lane, []).append(bar)
+    for lane_bars in by_lane.values():
+        lane_bars.sort(key=lambda b: b.begin)
+        for here, after in zip(lane_bars, lane_bars[1:]):
+            following[here.node] = x(after.begin)
+    lane_taken: dict[int, float] = {}
+    for bar in sorted(bars, key=lambda b: (b.lane, b.begin)):
         rec = nodes[bar.node]
         y = top + bar.lane * row + (row - bar_h) / 2
         critical = bar.node in on_path
@@ -131,13 +157,15 @@ def gantt_svg(
         out.append(f'<rect x="{x(bar.begin):.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" rx="4" '
                    f'fill="{STATUS_FILL.get(rec.status, "#ffffff")}" {stroke}/>')
         label = f"{bar.node} {_fmt(bar.end - bar.begin)}"
-        text_w = 7 * len(label) + 8  # ~7 px a character at 12 px sans-serif
-        anchor, lx = "start", x(bar.begin) + 5
-        if w <= text_w:  # outside the bar: after it, or before it when it would run off the right edge
-            anchor, lx = (("start", x(bar.begin) + w + 4) if x(bar.begin) + w + text_w < width + 10
-                          else ("end", x(bar.begin) - 4))
-        out.append(f'<text x="{lx:.1f}" y="{y + bar_h / 2 + 4}" text-anchor="{anchor}" fill="#111827">'
-                   f"{escape(label)}</text></g>")
+        placed = _place_label(label, x(bar.begin), w, lane_taken.get(bar.lane, 0.0),
+                              min(following.get(bar.node, width + 10), width + 10))
+        lane_taken[bar.lane] = x(bar.begin) + w
+        if placed is not None:
+            anchor, lx, reach = placed
+            lane_taken[bar.lane] = max(lane_taken[bar.lane], reach)
+            out.append(f'<text x="{lx:.1f}" y="{y + bar_h / 2 + 4}" text-anchor="{anchor}" fill="#111827">'
+                       f"{escape(label)}</text>")
+        out.append("</g>")
     out.append(f'<text x="{left}" y="16" fill="#374151">seconds since the first node was submitted; '
                'red outline = critical path, grey line = waiting for a worker</text>')
     out.append("</svg>")

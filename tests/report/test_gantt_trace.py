@@ -40,6 +40,38 @@ def test_gantt_svg_shows_every_node_that_ran_and_marks_the_critical_path(tmp_pat
     assert "ValueError: boom" in scratch[: scratch.index("</g>")]  # the error in the tooltip
 
 
+def test_labels_of_short_bars_never_cover_a_neighbour_in_their_lane():
+    """A long bar then two short ones back to back in one lane (as in a digits run): each label
+    sits inside its bar, beside it in free space, or is left to the tooltip; none overlaps."""
+    import re
+
+    nodes = {
+        "align": NodeRun("align", "done", T0, T0, T0 + 9.5, host="h", pid=1),
+        "speaker_id": NodeRun("speaker_id", "done", T0, T0 + 9.6, T0 + 10.5, host="h", pid=1),
+        "spoken_digit": NodeRun("spoken_digit", "done", T0, T0 + 10.6, T0 + 12.7, host="h", pid=1),
+        "written_digit": NodeRun("written_digit", "done", T0, T0 + 9.6, T0 + 14.0, host="h", pid=2),
+    }
+    svg = gantt_svg(nodes, {})
+    spans = []  # (lane y, left, right) of every bar and every label
+    for group in re.findall(r'<g class="bar" data-node="[^"]+">.*?</g>', svg, flags=re.S):
+        rect = re.search(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="22"', group)
+        bx, by, bw = map(float, rect.groups())
+        spans.append((by, bx, bx + bw, "bar"))
+        text = re.search(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)"[^>]*>([^<]+)</text>', group)
+        if text:
+            tx, anchor, label = float(text.group(1)), text.group(2), text.group(3)
+            tw = 7 * len(label)
+            left, right = (tx, tx + tw) if anchor == "start" else (tx - tw, tx)
+            if not (bx <= left and right <= bx + bw):  # outside its bar: must not touch anything else
+                spans.append((by, left, right, "label"))
+    labels = [s for s in spans if s[3] == "label"]
+    assert labels  # the short bars' labels were placed somewhere
+    for lab in labels:
+        for other in spans:
+            if other is not lab and other[0] == lab[0]:
+                assert lab[2] <= other[1] or other[2] <= lab[1], (lab, other)
+
+
 def test_chrome_trace_has_a_slice_per_node_queue_waits_and_dependency_flows(tmp_path):
     view = load_run(make_run(tmp_path))
     epochs = [{"node": "pretrain", "kind": "epoch", "epoch": 1, "time": T0 + 2.0, "seconds": 1.0, "train_loss": 1.0}]
