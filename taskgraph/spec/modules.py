@@ -8,11 +8,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field
 
 from taskgraph.spec.base import CUSTOM_PATTERN, Frozen, Open
 
 Shape = tuple[int, ...]
+
+
+def _ordered(columns: tuple[int, int]) -> tuple[int, int]:
+    if columns[1] <= columns[0]:
+        raise ValueError(f"columns {list(columns)}: stop must be above start, e.g. [0, 1280].")
+    return columns
+
+
+#: Input columns ``[start, stop)`` a module reads (``mlp``) or keeps (``select``).
+Columns = Annotated[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(gt=0)]], AfterValidator(_ordered)]
 
 
 class _ModuleBase(Frozen):
@@ -39,17 +49,11 @@ class MLPModule(_ModuleBase):
     out: int | None = Field(None, gt=0, description="Optional final linear layer without activation.")
     activation: Literal["relu", "gelu", "tanh"] = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    columns: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(gt=0)]] | None = Field(
+    columns: Columns | None = Field(
         None,
         description="Read only input columns [start, stop) and pass the others through after the output "
         "(two encoders side by side on a cross-modal input). Parameters depend only on stop - start.",
     )
-
-    @model_validator(mode="after")
-    def _columns_ordered(self) -> MLPModule:
-        if self.columns is not None and self.columns[1] <= self.columns[0]:
-            raise ValueError(f"columns {list(self.columns)}: stop must be above start, e.g. [0, 1280].")
-        return self
 
     def _widths(self) -> tuple[int, ...]:
         return self.hidden + ((self.out,) if self.out else ())
@@ -159,13 +163,7 @@ class SelectModule(_ModuleBase):
     a cross-modal trunk's ``[audio | image]`` output, e.g. for an ``infonce`` head. No parameters."""
 
     type: Literal["select"]
-    columns: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(gt=0)]]
-
-    @model_validator(mode="after")
-    def _columns_ordered(self) -> SelectModule:
-        if self.columns[1] <= self.columns[0]:
-            raise ValueError(f"columns {list(self.columns)}: stop must be above start, e.g. [0, 128].")
-        return self
+    columns: Columns
 
     def output_dim(self, in_dim: int | None) -> int | None:
         return self.columns[1] - self.columns[0]

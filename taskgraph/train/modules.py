@@ -64,12 +64,17 @@ class ColumnsMLP(MLP):
         return torch.cat([inside, x[..., : self.start], x[..., self.stop :]], dim=-1)
 
 
+def _check_columns(config: MLPModule | SelectModule, in_dim: int | None) -> tuple[int, int]:
+    start, stop = config.columns
+    if in_dim is not None and stop > in_dim:
+        raise TrainError(f"{config.type} columns [{start}, {stop}) go past the input width {in_dim}. Lower `columns`.")
+    return start, stop
+
+
 @MODULES.register("mlp")
 def _mlp(config: MLPModule, in_dim: int) -> nn.Module:
     if config.columns is not None:
-        start, stop = config.columns
-        if stop > in_dim:
-            raise TrainError(f"mlp columns [{start}, {stop}) go past the input width {in_dim}. Lower `columns`.")
+        start, stop = _check_columns(config, in_dim)
         return ColumnsMLP(config.columns, stop - start, config.hidden, config.out, config.activation, config.dropout)
     return MLP(in_dim, config.hidden, config.out, config.activation, config.dropout)
 
@@ -147,9 +152,7 @@ def _gradient_reversal(config: GradientReversalModule, in_dim: int) -> nn.Module
 
 @MODULES.register("select")
 def _select(config: SelectModule, in_dim: int) -> nn.Module:
-    if in_dim is not None and config.columns[1] > in_dim:
-        raise TrainError(f"select columns {list(config.columns)} go past the input width {in_dim}. Lower `columns`.")
-    return Select(*config.columns)
+    return Select(*_check_columns(config, in_dim))
 
 
 def build_module(config: Any, in_dim: int | None, where: str) -> nn.Module:
