@@ -129,19 +129,15 @@ def gantt_svg(
     for t in _ticks(span):
         out.append(f'<line x1="{x(t):.1f}" y1="{top}" x2="{x(t):.1f}" y2="{top + row * len(names)}" stroke="#e5e7eb"/>')
         out.append(f'<text x="{x(t):.1f}" y="{height - 10}" text-anchor="middle" fill="#6b7280">{_fmt(t)}</text>')
-    # Where each bar's lane is next taken (the next bar's start), and how far the last label reached:
-    # a label that does not fit inside its bar goes after it, or before it, but never over a
-    # neighbour in its lane or that neighbour's label; with no room it is left to the tooltip.
-    following: dict[str, float] = {}
-    by_lane: dict[int, list[Bar]] = {}
-    for bar in bars:
-        by_lane.setdefault(bar.lane, []).append(bar)
-    for lane_bars in by_lane.values():
-        lane_bars.sort(key=lambda b: b.begin)
-        for here, after in zip(lane_bars, lane_bars[1:]):
-            following[here.node] = x(after.begin)
-    lane_taken: dict[int, float] = {}
-    for bar in sorted(bars, key=lambda b: (b.lane, b.begin)):
+    # Bars lane by lane, left to right: a label that does not fit inside its bar goes after it (before
+    # the next bar of its lane) or before it (after the previous bar or label), never over a
+    # neighbour; with no room it is left to the tooltip.
+    ordered = sorted(bars, key=lambda b: (b.lane, b.begin))
+    taken_until = 0.0  # how far the previous bar or label of this lane reaches
+    for i, bar in enumerate(ordered):
+        after = ordered[i + 1] if i + 1 < len(ordered) and ordered[i + 1].lane == bar.lane else None
+        if i == 0 or ordered[i - 1].lane != bar.lane:
+            taken_until = 0.0
         rec = nodes[bar.node]
         y = top + bar.lane * row + (row - bar_h) / 2
         critical = bar.node in on_path
@@ -157,12 +153,11 @@ def gantt_svg(
         out.append(f'<rect x="{x(bar.begin):.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" rx="4" '
                    f'fill="{STATUS_FILL.get(rec.status, "#ffffff")}" {stroke}/>')
         label = f"{bar.node} {_fmt(bar.end - bar.begin)}"
-        placed = _place_label(label, x(bar.begin), w, lane_taken.get(bar.lane, 0.0),
-                              min(following.get(bar.node, width + 10), width + 10))
-        lane_taken[bar.lane] = x(bar.begin) + w
+        placed = _place_label(label, x(bar.begin), w, taken_until,
+                              min(x(after.begin), width + 10) if after else width + 10)
+        taken_until = x(bar.begin) + w
         if placed is not None:
-            anchor, lx, reach = placed
-            lane_taken[bar.lane] = max(lane_taken[bar.lane], reach)
+            anchor, lx, taken_until = placed
             out.append(f'<text x="{lx:.1f}" y="{y + bar_h / 2 + 4}" text-anchor="{anchor}" fill="#111827">'
                        f"{escape(label)}</text>")
         out.append("</g>")

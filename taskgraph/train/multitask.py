@@ -112,14 +112,14 @@ class _Joint:
         self.separable = not any(src in node.heads for head in node.heads.values() for src in (head.input or ()))
 
     def losses(self, batches: dict[str, Split], representation: bool,
-               views: bool | None = None) -> tuple[torch.Tensor, list, list, list, list]:
-        """Stacked per-task losses, trunk outputs, what the heads read, the unstacked losses, and (see
-        ``Step.task_inputs``) each task's own view of the representation."""
+               views: bool) -> tuple[torch.Tensor, list, list, list, list]:
+        """Stacked per-task losses, trunk outputs, what the heads read, the unstacked losses, and (with
+        ``views``, see ``Step.task_inputs``) each task's own view of the representation."""
         node, model = self.node, self.model
         found: dict[str, torch.Tensor] = {}
         reps, leaves = [], []
         own_inputs: dict[str, tuple[torch.Tensor, int]] = {}
-        separable = (representation if views is None else views) and self.separable
+        separable = views and self.separable
         for index, (source, heads) in enumerate(self.heads_of.items()):
             batch = batches[source]
             outs = model.run_trunk(batch[node.input])

@@ -144,7 +144,7 @@ def test_nash_mtl_newton_agrees_with_torchjds_convex_solver():
 def test_nash_mtl_reuses_its_weights_between_updates():
     from taskgraph.train.weighting.nash import NashMTL
 
-    agg = NashMTL(2, max_norm=0.0, update_weights_every=3)
+    agg = NashMTL(max_norm=0.0, update_weights_every=3)
     first = agg.weights(CONFLICT)
     assert torch.equal(agg.weights(THREE[:2, :2]), first) and torch.equal(agg.weights(2 * CONFLICT), first)
     assert not torch.allclose(agg.weights(2 * CONFLICT), first)  # the 4th call solves again: a halves

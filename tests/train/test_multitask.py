@@ -86,7 +86,7 @@ def batch_of(node: MultiTaskNode, n: int = 6) -> dict[str, torch.Tensor]:
 def grads_after(node: MultiTaskNode, model: JointModel, batch, method) -> dict[str, torch.Tensor]:
     model.zero_grad(set_to_none=True)
     joint = _Joint(node, model, method)
-    losses, reps, leaves, parts, task_inputs = joint.losses({"conll": batch}, method.on_representation)
+    losses, reps, leaves, parts, task_inputs = joint.losses({"conll": batch}, method.on_representation, method.task_views)
     shared = [p for n in ("embed", "trunk") for p in model[n].parameters()]
     heads = [p for n in ("pos", "chunk") for p in model[n].parameters()]
     method.backward(losses, Step(shared, heads, reps, leaves, parts, task_inputs))
@@ -115,7 +115,7 @@ def test_gradient_methods_write_the_aggregated_jacobian(level):
     # By hand: per-task gradients of the trunk parameters (or of the trunk output), MGDA, then backward.
     model.zero_grad(set_to_none=True)
     joint_ = _Joint(node, model, method)
-    losses, reps, leaves, _, _ = joint_.losses({"conll": batch}, level == "representation")
+    losses, reps, leaves, _, _ = joint_.losses({"conll": batch}, level == "representation", level == "representation")
     shared = [p for n in ("embed", "trunk") for p in model[n].parameters()]
     wrt = leaves if level == "representation" else shared
     rows = [torch.cat([g.flatten() for g in torch.autograd.grad(l, wrt, retain_graph=True)]) for l in losses]

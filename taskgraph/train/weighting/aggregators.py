@@ -31,7 +31,7 @@ def _torchjd(name: str) -> Callable[[Any, int], Any]:
         if name == "cagrad":
             return jd.CAGrad(c=config.c)
         if name == "nash_mtl" and config.solver == "newton":
-            return NashMTL(k, max_norm=config.max_norm, update_weights_every=config.update_weights_every)
+            return NashMTL(max_norm=config.max_norm, update_weights_every=config.update_weights_every)
         if name == "nash_mtl":
             return jd.NashMTL(n_tasks=k, max_norm=config.max_norm,
                               update_weights_every=config.update_weights_every, optim_niter=config.optim_niter)
@@ -41,7 +41,8 @@ def _torchjd(name: str) -> Callable[[Any, int], Any]:
     return make
 
 
-#: Method name -> builder of the torchjd aggregator ``(config, k) -> Aggregator``.
+#: Method name -> builder ``(config, k) -> aggregator``, a callable ``J -> update``: torchjd's, or
+#: Nash-MTL's Newton solve.
 AGGREGATORS = {name: _torchjd(name) for name in ("mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "aligned_mtl", "upgrad")}
 
 

@@ -62,8 +62,8 @@ class NashMTL:
     ``update_weights_every`` calls (reused in between), and the update is scaled down to norm
     ``max_norm`` when longer (0: no clipping)."""
 
-    def __init__(self, k: int, max_norm: float = 1.0, update_weights_every: int = 1):
-        self.k, self.max_norm, self.every = k, max_norm, update_weights_every
+    def __init__(self, max_norm: float = 1.0, update_weights_every: int = 1):
+        self.max_norm, self.every = max_norm, update_weights_every
         self.calls = 0
         self.alpha: np.ndarray | None = None
 
