@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from taskgraph.report.rundata import STATUS_FILL
+
 if TYPE_CHECKING:
     from taskgraph.plan.graph import Plan
     from taskgraph.spec.models import Graph
 
-__all__ = ["to_mermaid", "to_dot", "to_ascii", "draw", "render", "write_picture", "FORMATS", "edge_label", "STATUS_FILL"]
+__all__ = ["to_mermaid", "to_dot", "to_ascii", "render", "write_picture", "FORMATS", "edge_label", "STATUS_FILL"]
 
 FORMATS = ("svg", "png", "pdf", "mmd", "dot", "ascii")
 
@@ -55,10 +57,6 @@ def _run_note(name: str, status: Mapping[str, str] | None, durations: Mapping[st
 
 
 RESOURCE_FILL = {"cpu": "#dbeafe", "gpu": "#dcfce7"}
-STATUS_FILL = {
-    "done": "#86efac", "cached": "#d1d5db", "running": "#93c5fd", "pending": "#f3f4f6",
-    "failed": "#fca5a5", "skipped": "#fde68a",
-}
 #: Edge colour by how the downstream node takes the shared module.
 MODE_COLOR = {"init": "#2563eb", "finetune": "#7c3aed", "freeze": "#0891b2", "order": "#9ca3af"}
 
@@ -224,22 +222,6 @@ def render(
         fig.savefig(buf, format=fmt, bbox_inches="tight", dpi=150, metadata={"Date": None} if fmt == "svg" else None)
         plt.close(fig)
     return buf.getvalue()
-
-
-def draw(
-    spec: Graph,
-    plan: Plan,
-    path: str | os.PathLike[str],
-    status: Mapping[str, str] | None = None,
-    durations: Mapping[str, float] | None = None,
-) -> Path:
-    """Layered left-to-right drawing by stage, saved as SVG, PNG or PDF (by the file's suffix)."""
-    path = Path(path)
-    fmt = path.suffix.lstrip(".").lower() or "svg"
-    data = render(spec, plan, fmt, status, durations)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 def write_picture(

@@ -12,15 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 
-from taskgraph.report.rundata import NodeRun
+from taskgraph.report.rundata import STATUS_FILL, NodeRun
 
 __all__ = ["Bar", "lanes", "critical_path", "gantt_svg", "STATUS_FILL"]
 
-#: One colour per status, shared by the Gantt, the dependency picture and the tables.
-STATUS_FILL = {
-    "done": "#86efac", "cached": "#d1d5db", "running": "#93c5fd", "pending": "#f3f4f6",
-    "failed": "#fca5a5", "skipped": "#fde68a",
-}
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,16 @@ if TYPE_CHECKING:
     from taskgraph.plan.graph import Plan
     from taskgraph.spec.models import Graph
 
-__all__ = ["NodeRun", "RunView", "load_run", "is_run_dir", "find_ablation", "ABLATION", "TRACE", "STATUSES"]
+__all__ = ["NodeRun", "RunView", "load_run", "is_run_dir", "find_ablation", "ABLATION", "TRACE", "STATUS_FILL"]
 
 ABLATION, TRACE = "ablation.json", "trace.json"
 
-#: Every status a node can have, in the order legends list them.
-STATUSES = ("done", "cached", "running", "pending", "failed", "skipped")
+#: One colour per status a node can have, in the order legends list them: shared by the Gantt, the
+#: dependency picture and the tables.
+STATUS_FILL = {
+    "done": "#86efac", "cached": "#d1d5db", "running": "#93c5fd", "pending": "#f3f4f6",
+    "failed": "#fca5a5", "skipped": "#fde68a",
+}
 
 
 @dataclass(frozen=True)
