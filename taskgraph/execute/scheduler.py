@@ -124,21 +124,22 @@ def run_jobs(
     records = {job.name: NodeRecord(job.name) for job in jobs}
     _check_feasible([j for j in jobs if j.name not in given])
 
-    totals = {"CPU": float(ray.cluster_resources().get("CPU", 0.0)), "GPU": float(ray.cluster_resources().get("GPU", 0.0))}
+    cluster = ray.cluster_resources()
+    totals = {"CPU": float(cluster.get("CPU", 0.0)), "GPU": float(cluster.get("GPU", 0.0))}
     in_use = {"CPU": 0.0, "GPU": 0.0}
     states: dict[str, Any] = {}  # name -> ObjectRef (or value) of a finished node's state
     for name, value in given.items():
         states[name] = value if isinstance(value, ray.ObjectRef) else ray.put(value)
         if name in records:
             records[name].status = "cached"
-    done = set(given)
     waiting = {j.name for j in jobs if j.name not in given}
     # Kahn's counters: a node is ready when its count of unfinished upstream nodes reaches zero,
     # so each completion costs O(children), not a scan of every waiting node.
-    missing = {n: sum(1 for u in by_name[n].upstream if u not in done) for n in waiting}
+    missing = {n: sum(1 for u in by_name[n].upstream if u not in given) for n in waiting}
     ready_set = {n for n, count in missing.items() if count == 0}
     pending: dict[ray.ObjectRef, tuple[str, ray.ObjectRef]] = {}  # meta ref -> (name, state ref)
-    children_left = {name: len(children.get(name, [])) for name in by_name}
+    # Children yet to receive each state; cached (given) nodes that are not jobs count too.
+    children_left = {name: len(kids) for name, kids in children.items()}
 
     hub = start_hub() if on_progress else None
 
@@ -168,8 +169,9 @@ def run_jobs(
             pending[meta_ref] = (job.name, state_ref)
             waiting.discard(job.name)
             ready_set.discard(job.name)
-            in_use["CPU"] += usage(job)[0]
-            in_use["GPU"] += usage(job)[1]
+            cpus, gpus = usage(job)
+            in_use["CPU"] += cpus
+            in_use["GPU"] += gpus
             record = records[job.name]
             record.status, record.submitted_at = "running", time.time()
             notify(record)
@@ -178,7 +180,7 @@ def run_jobs(
     def release_inputs(job: NodeJob) -> None:
         """Drop our reference to an upstream state once no child still needs it (frees the object store)."""
         for up in job.upstream:
-            children_left[up] = children_left.get(up, 1) - 1
+            children_left[up] -= 1
             if children_left[up] <= 0:
                 states.pop(up, None)
 
@@ -211,8 +213,9 @@ def run_jobs(
         meta_ref = ready_refs[0]
         name, state_ref = pending.pop(meta_ref)
         job, record = by_name[name], records[name]
-        in_use["CPU"] -= usage(job)[0]
-        in_use["GPU"] -= usage(job)[1]
+        cpus, gpus = usage(job)
+        in_use["CPU"] -= cpus
+        in_use["GPU"] -= gpus
         resources_changed()
         try:
             result = ray.get(meta_ref)
@@ -236,13 +239,13 @@ def run_jobs(
                     notify(records[other])
                 waiting.clear()
             release_inputs(job)
+            submit_ready()  # its resources are free again for nodes that were waiting for room
             continue
         where = result["where"]
         record.status = "done"
         record.started_at, record.ended_at = where["started_at"], where["ended_at"]
         record.host, record.node_id, record.worker_id = where["host"], where["node_id"], where["worker_id"]
         record.pid, record.gpu_ids, record.meta = where["pid"], where["gpu_ids"], result["meta"]
-        done.add(name)
         for child in children.get(name, ()):
             if child in missing:  # cached children (given) wait for nothing
                 missing[child] -= 1

@@ -83,3 +83,21 @@ def test_priority_orders_ready_nodes_when_resources_are_short(ray_local):
     records = run_jobs(jobs, sleepy)
     order = sorted(records, key=lambda n: records[n].started_at)
     assert order == ["high", "mid", "low"]
+
+
+def test_a_cached_node_keeps_its_state_until_its_last_child_has_it(ray_local):
+    # `a` is cached and given, not a job (as the runner passes it); its two children need both
+    # CPUs each, so the second starts only after the first finished: `a`'s state must still be there.
+    given = {"a": {"value": np.full(3, 9.0), "received": {}}}
+    jobs = [NodeJob(n, ("a",), ("a",), cpus=2.0, payload={}) for n in ("b", "c")]
+    records = run_jobs(jobs, sleepy, given=given)
+    assert records["b"].status == records["c"].status == "done"
+    assert records["b"].meta == records["c"].meta == {"received": ["a"]}
+
+
+def test_a_failure_frees_its_resources_for_a_node_that_was_waiting(ray_local):
+    # Two independent nodes that each need both CPUs: the first fails; the second must still run.
+    jobs = [NodeJob("bad", cpus=2.0, priority=9.0, payload={"fail": True}), NodeJob("other", cpus=2.0, payload={})]
+    records = run_jobs(jobs, sleepy)
+    assert records["bad"].status == "failed"
+    assert records["other"].status == "done"
