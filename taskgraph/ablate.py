@@ -23,6 +23,7 @@ from taskgraph.artifacts.files import atomic_write_json
 from taskgraph.artifacts.rundir import RunDir
 from taskgraph.errors import ExecutionError, TaskgraphError
 from taskgraph.plan.graph import make_plan
+from taskgraph.plan.select import ancestors
 from taskgraph.report.ablation import LOWER_IS_BETTER, EdgeGain, format_table, plot_gains, summarize
 from taskgraph.spec.loader import SourceMap
 from taskgraph.spec.models import Graph
@@ -78,16 +79,6 @@ def primary_metric(spec: Graph, task_name: str, override: str | None = None) -> 
             )
         return override
     return known[0]
-
-
-def _ancestors(spec: Graph, names: set[str]) -> set[str]:
-    out, stack = set(), list(names)
-    while stack:
-        name = stack.pop()
-        if name not in out:
-            out.add(name)
-            stack.extend(spec.tasks[name].depends_on)
-    return out
 
 
 def variant_job(name: str, payload: Any, inputs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -172,7 +163,8 @@ def ablate_graph(
 
     out = RunDir.create(run_root, f"{spec.name}-ablate")
     out.write_graph(dump_graph(spec))
-    upstream_needed = _ancestors(spec, {u for u, d in chosen} | {u for _u, d in chosen for u in spec.tasks[d].depends_on})
+    direct = {u for _u, d in chosen for u in plan.nodes[d].upstream}  # every edge's upstream is among them
+    upstream_needed = direct | ancestors(plan, direct)
     base_dir = RunDir(out.path / "upstream")
     given: dict[str, Any] = {}
     cache, keys = _cache(spec, plan, run_root) if use_cache else (None, {})
@@ -198,8 +190,7 @@ def ablate_graph(
         )
         variants.append((name, {"upstream": up, "downstream": down, "fraction": fraction, "seed": seed,
                                 "with_edge": with_edge, "metric": metrics[down]}))
-    # Base nodes first (their children wait on them); given (cached) nodes still appear as jobs so
-    # the scheduler keeps their states until the last variant that needs them has started.
+    # Base nodes first (their children wait on them); given (cached) ones are marked cached, not run.
     jobs = [replace(j, priority=1e9 + j.priority) for j in base_jobs] + list(variant_jobs.values())
 
     started = time.time()
