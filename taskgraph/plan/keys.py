@@ -99,30 +99,14 @@ def _user_code_files(spec_dump: Any) -> list[Path]:
     return files
 
 
-def _default_root(loader: str) -> Path:
-    env = os.environ.get("TASKGRAPH_DATA")
-    if env:
-        return Path(env) / loader
-    return _PACKAGE.parent.parent / "shared" / "data" / loader
-
-
 def data_fingerprint(config: Any) -> str:
-    """What the data source reads: its declared ``version`` if any, else a digest of its files."""
+    """What the data source reads: its declared ``version`` if any, else a digest of the files the
+    loader reads (``config.reads()``, the same paths the loader opens)."""
     version = getattr(config, "version", None)
     if version:
         return f"version:{version}"
-    paths = []
-    extra = getattr(config, "model_extra", None) or {}
-    for attr in ("root", "path", "files"):
-        value = getattr(config, attr, None) or extra.get(attr)
-        if isinstance(value, str):
-            paths.append(Path(value))
-        elif isinstance(value, (list, tuple)):
-            paths += [Path(v) for v in value if isinstance(v, str)]
-    if not paths and "root" in type(config).model_fields:
-        paths.append(_default_root(str(getattr(config, "loader", ""))))
     files: list[Path] = []
-    for path in paths:
+    for path in config.reads():
         if path.is_dir():
             files += [p for p in path.rglob("*") if p.is_file()]
         elif path.is_file():

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from taskgraph.spec.base import CUSTOM_PATTERN, Frozen, Open
+
+_REPO = Path(__file__).resolve().parents[2]
+#: ``<repo>/../shared/data``: where the staged data sets sit next to the repository checkout.
+DEFAULT_DATA = _REPO.parent / "shared" / "data"
+
+
+def data_root(name: str, root: str | None) -> Path:
+    """The folder of data set ``name``: the configured ``root``, ``$TASKGRAPH_DATA/name``, or the default."""
+    if root:
+        return Path(root).expanduser()
+    env = os.environ.get("TASKGRAPH_DATA")
+    return (Path(env).expanduser() if env else DEFAULT_DATA) / name
+
+
+def repo_path(path: str) -> Path:
+    """An absolute ``path`` as given; a relative one against the repository (``../shared/data/...``)."""
+    out = Path(path).expanduser()
+    return out if out.is_absolute() else (_REPO / out).resolve()
 
 
 class _DataBase(Frozen):
@@ -16,6 +36,10 @@ class _DataBase(Frozen):
     def feature_dim(self) -> int | None:
         """Width of the input features when known from the config alone (for shape checks)."""
         return None
+
+    def reads(self) -> tuple[Path, ...]:
+        """The files or folders the loader reads: the cache key hashes them. None for generated data."""
+        return ()
 
 
 class SyntheticShapesData(_DataBase):
@@ -48,15 +72,30 @@ class CustomData(Open):
     def feature_dim(self) -> int | None:
         return None
 
+    def reads(self) -> tuple[Path, ...]:
+        """What the user's loader is pointed at: its ``root``, ``path`` or ``files`` keyword arguments."""
+        extra = self.model_extra or {}
+        paths: list[Path] = []
+        for key in ("root", "path", "files"):
+            value = extra.get(key)
+            if isinstance(value, str):
+                paths.append(Path(value))
+            elif isinstance(value, (list, tuple)):
+                paths += [Path(v) for v in value if isinstance(v, str)]
+        return tuple(paths)
+
 
 # --------------------------------------------------------------------------- real data sets
 # Loaders never download: ``root`` is the folder of the data set; when omitted it is
 # ``$TASKGRAPH_DATA/<name>`` if that variable is set, else ``<repo>/../shared/data/<name>``
-# (resolved in ``taskgraph.train.datasets``). The ``max_*`` options take small slices for tests.
+# (``data_root``). The ``max_*`` options take small slices for tests.
 
 
 class _RealDataBase(_DataBase):
     root: str | None = Field(None, description="Folder of the data set (default: $TASKGRAPH_DATA/<name> or shared/data/<name>).")
+
+    def reads(self) -> tuple[Path, ...]:
+        return (data_root(self.loader, self.root),)  # type: ignore[attr-defined]
 
 
 class TimitSampleData(_RealDataBase):
@@ -140,6 +179,10 @@ class DigitPairsData(_RealDataBase):
     def feature_dim(self) -> int | None:
         return self.n_mels * self.frames + 784
 
+    def reads(self) -> tuple[Path, ...]:
+        """The FSDD and MNIST folders (``root/fsdd``, ``root/mnist``; by default each data set's own)."""
+        return tuple(data_root(name, str(Path(self.root) / name) if self.root else None) for name in ("fsdd", "mnist"))
+
 
 class Conll2000Data(Frozen):
     """CoNLL-2000 WSJ text with POS and chunk tags: padded word ids ``x``, ``pos``, ``chunk``, ``length``.
@@ -162,3 +205,6 @@ class Conll2000Data(Frozen):
     @property
     def feature_dim(self) -> int | None:
         return None  # word ids, not features: the first module is an embedding
+
+    def reads(self) -> tuple[Path, ...]:
+        return (repo_path(self.root),)

@@ -60,6 +60,34 @@ def test_data_file_content_is_part_of_the_key(tmp_path):
     assert changed(first, second) == {"e"}
 
 
+def test_built_in_loaders_are_keyed_on_the_files_they_read(tmp_path, monkeypatch):
+    """digit_pairs reads root/fsdd and root/mnist, not a folder of its own: a changed MNIST file
+    must change its key. conll2000's relative root is the repository's, wherever the run starts."""
+    from taskgraph.plan.keys import data_fingerprint
+    from taskgraph.spec.data import Conll2000Data, DigitPairsData
+
+    for name in ("fsdd", "mnist"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "file.bin").write_bytes(b"one")
+    pairs = DigitPairsData(loader="digit_pairs", root=str(tmp_path))
+    assert pairs.reads() == (tmp_path / "fsdd", tmp_path / "mnist")
+    first = data_fingerprint(pairs)
+    (tmp_path / "mnist" / "file.bin").write_bytes(b"two")
+    assert first != "generated" and data_fingerprint(pairs) != first
+    monkeypatch.setenv("TASKGRAPH_DATA", str(tmp_path))  # no root: each data set's default folder
+    default = DigitPairsData(loader="digit_pairs")
+    assert default.reads() == (tmp_path / "fsdd", tmp_path / "mnist")
+    before = data_fingerprint(default)
+    (tmp_path / "fsdd" / "file.bin").write_bytes(b"three")
+    assert before != "generated" and data_fingerprint(default) != before
+
+    conll = Conll2000Data(loader="conll2000")
+    monkeypatch.chdir(tmp_path)
+    from taskgraph.train.datasets.conll2000 import resolve_root
+
+    assert conll.reads() == (resolve_root(conll.root),) and conll.reads()[0].is_absolute()
+
+
 @pytest.fixture(scope="module")
 def plan():
     spec, source = parse_spec(GRAPH)

@@ -15,21 +15,19 @@ from pathlib import Path
 import torch
 
 from taskgraph.errors import TrainError
-from taskgraph.spec.data import Conll2000Data
+from taskgraph.spec.data import Conll2000Data, repo_path
 from taskgraph.train.data import LOADERS, Splits
 
 __all__ = ["load_conll2000", "read_sentences", "tag_sets", "resolve_root", "PAD", "UNK", "IGNORE"]
 
 PAD, UNK, IGNORE = 0, 1, -100
-_REPO = Path(__file__).resolve().parents[3]
 
 Sentence = list[tuple[str, str, str]]
 
 
 def resolve_root(root: str) -> Path:
     """An absolute ``root`` as given; a relative one against the repository (``../shared/data/...``)."""
-    path = Path(root).expanduser()
-    return path if path.is_absolute() else (_REPO / path).resolve()
+    return repo_path(root)
 
 
 def _require(path: Path) -> Path:

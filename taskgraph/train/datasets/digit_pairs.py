@@ -8,7 +8,6 @@ knows the written one, which is what the upstream nodes of ``graphs/digits.yaml`
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
@@ -41,8 +40,7 @@ def _pair(audio: dict[str, torch.Tensor], images: torch.Tensor, labels: torch.Te
 
 @LOADERS.register("digit_pairs")
 def digit_pairs(config: DigitPairsData) -> Splits:
-    fsdd_root = str(Path(config.root) / "fsdd") if config.root else ""
-    mnist_root = str(Path(config.root) / "mnist") if config.root else ""
+    fsdd_root, mnist_root = (str(path) for path in config.reads())  # what the cache key hashes
     audio_train, audio_val = read_fsdd(fsdd_root, config.n_mels, config.frames, config.max_index)
     train_x, train_y = read_mnist(mnist_root, "train")
     val_x, val_y = read_mnist(mnist_root, "t10k")

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from taskgraph.errors import TrainError
+from taskgraph.spec.data import DEFAULT_DATA, data_root  # the spec knows where data lives (cache keys read it too)
 
 __all__ = ["data_root", "require", "DEFAULT_DATA"]
-
-#: ``<repo>/../shared/data``: where the staged data sets sit next to the repository checkout.
-DEFAULT_DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-
-
-def data_root(name: str, root: str | None) -> Path:
-    """The folder of data set ``name``: the configured ``root``, ``$TASKGRAPH_DATA/name``, or the default."""
-    if root:
-        return Path(root).expanduser()
-    env = os.environ.get("TASKGRAPH_DATA")
-    return (Path(env).expanduser() if env else DEFAULT_DATA) / name
 
 
 def require(path: Path, loader: str) -> Path:
