@@ -17,7 +17,7 @@ from torch.func import functional_call
 from taskgraph.errors import TrainError
 from taskgraph.spec.models import Graph
 from taskgraph.train.data import load_data
-from taskgraph.train.losses import compute_loss
+from taskgraph.train.losses import loss_function
 from taskgraph.train.model import NodeModel
 from taskgraph.train.modules import build_module
 
@@ -91,9 +91,11 @@ def task_affinity(
     measured = steps = 0
     g = torch.Generator().manual_seed(seed)
 
+    loss_fns = [loss_function(spec.tasks[t].loss) for t in tasks]  # looked up once, not on every step
+
     def losses(batch_x: torch.Tensor, idx: torch.Tensor, shared_params: dict | None = None) -> list[torch.Tensor]:
         z = encoder(batch_x) if shared_params is None else functional_call(encoder, shared_params, (batch_x,))
-        return [compute_loss(heads[k](z), targets[k][idx], spec.tasks[t].loss) for k, t in enumerate(tasks)]
+        return [fn(heads[k](z), targets[k][idx]) for k, fn in enumerate(loss_fns)]
 
     for _epoch in range(epochs):
         order = torch.randperm(n, generator=g)

@@ -46,7 +46,3 @@ class Checkpointer:
         if self.path is None or not self.path.is_file():
             return None
         return torch.load(self.path, map_location="cpu", weights_only=False)
-
-    def clear(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)

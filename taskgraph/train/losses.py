@@ -21,19 +21,13 @@ from taskgraph.spec.losses import (
     HuberLoss,
     InfoNCELoss,
 )
+from taskgraph.train.metrics import match_target
 from taskgraph.train.registry import Registry
 
 __all__ = ["LOSSES", "compute_loss", "loss_function"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 LOSSES: Registry[LossFn] = Registry("loss")
-
-
-def _match(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """A head with one output predicts a scalar per example: drop its last axis to match the target."""
-    if output.dim() == target.dim() + 1 and output.shape[-1] == 1:
-        return output.squeeze(-1)
-    return output
 
 
 @LOSSES.register("cross_entropy")
@@ -47,7 +41,7 @@ def _cross_entropy(output: torch.Tensor, target: torch.Tensor, config: CrossEntr
 
 @LOSSES.register("binary_cross_entropy")
 def _bce(output: torch.Tensor, target: torch.Tensor, config: BinaryCrossEntropyLoss) -> torch.Tensor:
-    output = _match(output, target)
+    output = match_target(output, target)
     pos_weight = None
     if config.pos_weight is not None:
         pos_weight = torch.tensor(config.pos_weight, device=output.device, dtype=output.dtype)
@@ -56,17 +50,17 @@ def _bce(output: torch.Tensor, target: torch.Tensor, config: BinaryCrossEntropyL
 
 @LOSSES.register("mse")
 def _mse(output: torch.Tensor, target: torch.Tensor, config: Any) -> torch.Tensor:
-    return F.mse_loss(_match(output, target), target.to(output.dtype))
+    return F.mse_loss(match_target(output, target), target.to(output.dtype))
 
 
 @LOSSES.register("l1")
 def _l1(output: torch.Tensor, target: torch.Tensor, config: Any) -> torch.Tensor:
-    return F.l1_loss(_match(output, target), target.to(output.dtype))
+    return F.l1_loss(match_target(output, target), target.to(output.dtype))
 
 
 @LOSSES.register("huber")
 def _huber(output: torch.Tensor, target: torch.Tensor, config: HuberLoss) -> torch.Tensor:
-    return F.huber_loss(_match(output, target), target.to(output.dtype), delta=config.delta)
+    return F.huber_loss(match_target(output, target), target.to(output.dtype), delta=config.delta)
 
 
 @LOSSES.register("ctc")

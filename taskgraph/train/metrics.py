@@ -8,16 +8,22 @@ import torch
 
 from taskgraph.train.registry import Registry
 
-__all__ = ["METRIC_FNS", "compute_metric", "predictions", "iob_spans", "IGNORE"]
+__all__ = ["METRIC_FNS", "compute_metric", "predictions", "match_target", "iob_spans", "IGNORE"]
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
 METRIC_FNS: Registry[MetricFn] = Registry("metric")
 
 
+def match_target(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A head with one output predicts a scalar per example: drop its last axis to match the target."""
+    if output.dim() == target.dim() + 1 and output.shape[-1] == 1:
+        return output.squeeze(-1)
+    return output
+
+
 def predictions(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Class predictions: argmax over classes, or logit > 0 for a one-output (binary) head."""
-    if output.dim() == target.dim() + 1 and output.shape[-1] == 1:
-        output = output.squeeze(-1)
+    output = match_target(output, target)
     if output.dim() == target.dim():
         return (output > 0).long()
     return output.argmax(dim=-1)
@@ -55,8 +61,7 @@ def macro_f1(output: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def _regression(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if output.dim() == target.dim() + 1 and output.shape[-1] == 1:
-        output = output.squeeze(-1)
+    output = match_target(output, target)
     return output - target.to(output.dtype)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,13 @@ from torch import nn
 from taskgraph.errors import TrainError
 from taskgraph.spec.models import MultiTaskNode
 from taskgraph.train.data import Split, load_data, subsample
+from taskgraph.train import loop
 from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, final_metrics, inherit, pick_device
-from taskgraph.train.losses import compute_loss
-from taskgraph.train.metrics import IGNORE, compute_metric
+from taskgraph.train.losses import loss_function
+from taskgraph.train.metrics import IGNORE, compute_metric, match_target
 from taskgraph.train.model import NodeModel, state_to_numpy
 from taskgraph.train.modules import build_module, reverse_gradient
-from taskgraph.train.weighting import Method, Step, build_weighting
+from taskgraph.train.weighting import Step, build_weighting
 
 __all__ = ["JointModel", "train_joint_node", "batch_shares", "task_loss"]
 
@@ -76,18 +78,18 @@ def _masked(target: torch.Tensor, config: Any) -> torch.Tensor | None:
     return target != getattr(config, "ignore_index", IGNORE)
 
 
-def task_loss(output: torch.Tensor, target: torch.Tensor, config: Any) -> torch.Tensor:
-    """The head's loss over the examples that have a label; zero (still in the graph) when none has."""
+def task_loss(output: torch.Tensor, target: torch.Tensor, config: Any, fn: Callable | None = None) -> torch.Tensor:
+    """The head's loss over the examples that have a label; zero (still in the graph) when none has.
+    ``fn`` is ``loss_function(config)``, looked up once per node rather than on every step."""
+    fn = fn or loss_function(config)
     if config.type in ("ctc", "infonce"):
-        return compute_loss(output, target, config)
+        return fn(output, target)
     mask = _masked(target, config)
     if target.is_floating_point() and not bool(mask.all()):
-        if output.dim() == target.dim() + 1 and output.shape[-1] == 1:
-            output = output.squeeze(-1)
-        output, target = output[mask], target[mask]
+        output, target = match_target(output, target)[mask], target[mask]
     if not bool(mask.any()):
         return output.sum() * 0.0
-    return compute_loss(output, target, config)
+    return fn(output, target)
 
 
 def _trim(batch: Split) -> Split:
@@ -99,17 +101,29 @@ def _trim(batch: Split) -> Split:
     return {k: (v[:, :longest] if k != "length" and v.dim() >= 2 and v.shape[1] == full else v) for k, v in batch.items()}
 
 
+def reads_module(node: MultiTaskNode, head: Any) -> bool:
+    """An ``infonce`` head whose ``target`` is another module's output, not a data field."""
+    return head.loss.type == "infonce" and head.loss.target in node.all_modules
+
+
 class _Joint:
     """The node being trained: model, sources and heads wired together for ``step`` and ``evaluate``."""
 
-    def __init__(self, node: MultiTaskNode, model: JointModel, method: Method):
-        self.node, self.model, self.method = node, model, method
+    def __init__(self, node: MultiTaskNode, model: JointModel):
+        self.node, self.model = node, model
         self.heads_of: dict[str, list[str]] = {}
         for name, head in node.heads.items():
             self.heads_of.setdefault(head.data or node.data, []).append(name)
+        self.loss_fns = {name: loss_function(head.loss) for name, head in node.heads.items()}
+        self.module_target = {name: reads_module(node, head) for name, head in node.heads.items()}
         #: No head reads another head, so each task's gradient of the trunk output is the gradient
         #: that reaches its own head's input (see ``Step.task_inputs``).
         self.separable = not any(src in node.heads for head in node.heads.values() for src in (head.input or ()))
+
+    def head_input(self, outs: dict[str, torch.Tensor], head: Any) -> torch.Tensor:
+        """What a head reads: its ``input`` outputs side by side (default: the trunk's last module)."""
+        inputs = [outs[src] for src in (head.input or (self.model._last,))]
+        return inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1)
 
     def losses(self, batches: dict[str, Split], representation: bool,
                views: bool) -> tuple[torch.Tensor, list, list, list, list]:
@@ -130,8 +144,7 @@ class _Joint:
             leaves.append(leaf)
             for name in heads:
                 head = node.heads[name]
-                inputs = [outs[src] for src in (head.input or (model._last,))]
-                x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1)
+                x = self.head_input(outs, head)
                 if separable:
                     x = x.view_as(x)
                     if representation:
@@ -140,9 +153,8 @@ class _Joint:
                 if head.loss.type == "adversarial":
                     x = reverse_gradient(x, head.loss.scale)
                 outs[name] = model[name](x)
-                target = outs[head.loss.target] if head.loss.type == "infonce" and head.loss.target in outs \
-                    else batch[head.loss.target]
-                found[name] = task_loss(outs[name], target, head.loss)
+                target = outs[head.loss.target] if self.module_target[name] else batch[head.loss.target]
+                found[name] = task_loss(outs[name], target, head.loss, self.loss_fns[name])
         parts = [found[name] for name in node.heads]
         task_inputs = [own_inputs[name] for name in node.heads] if separable else []
         return torch.stack(parts), reps, leaves, parts, task_inputs
@@ -162,16 +174,15 @@ class _Joint:
                 outs = model.run_trunk(split[node.input][i : i + batch_size])
                 for name in heads:
                     head = node.heads[name]
-                    inputs = [outs[src] for src in (head.input or (model._last,))]
-                    outs[name] = model[name](inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1))
+                    outs[name] = model[name](self.head_input(outs, head))
                     outputs[name].append(outs[name])
-                    if head.loss.type == "infonce" and head.loss.target in outs:
+                    if self.module_target[name]:
                         extra.setdefault(name, []).append(outs[head.loss.target])
             for name in heads:
                 head = node.heads[name]
                 output = torch.cat(outputs[name])
                 target = torch.cat(extra[name]) if name in extra else split[head.loss.target]
-                result[f"{name}.loss"] = float(task_loss(output, target, head.loss).item())
+                result[f"{name}.loss"] = float(task_loss(output, target, head.loss, self.loss_fns[name]).item())
                 for metric in head.metrics:
                     if metric != "loss":
                         result[f"{name}.{metric}"] = compute_metric(metric, output, target)
@@ -189,7 +200,7 @@ def _load_sources(request: NodeRequest, node: MultiTaskNode, where: str) -> tupl
         train[source] = subsample(splits.train, node.train.label_fraction, request.seed)
         val[source] = splits.val
         needed = [node.input] + [h.loss.target for h in node.heads.values() if (h.data or node.data) == source
-                                 and not (h.loss.type == "infonce" and h.loss.target in node.all_modules)]
+                                 and not reads_module(node, h)]
         for key in needed:
             splits.field("train", key, where), splits.field("val", key, where)
     return train, val
@@ -218,7 +229,7 @@ def train_joint_node(
     optimizer = _optimizer(node, model, frozen, lr_scale)
     if list(method.parameters()):
         optimizer.add_param_group({"params": list(method.parameters()), "lr": node.train.lr, "weight_decay": 0.0})
-    joint = _Joint(node, model, method)
+    joint = _Joint(node, model)
     shared = [p for n in model._trunk_names for p in model[n].parameters() if p.requires_grad]
     heads = [p for n in model._head_names for p in model[n].parameters() if p.requires_grad]
 
@@ -265,7 +276,7 @@ def train_joint_node(
             totals += losses.detach()
             steps += 1
             if report and time.perf_counter() >= next_report:  # throttled, as the single-task loop
-                next_report = time.perf_counter() + 0.25
+                next_report = time.perf_counter() + loop.STEP_REPORT_S
                 report({"kind": "step", "node": request.name, "epoch": epoch, "epochs": cfg.epochs, "step": steps,
                         "total_steps": total_steps, "loss": float(losses.detach().sum().item())})
         epoch_seconds = time.perf_counter() - started

@@ -85,7 +85,7 @@ def batch_of(node: MultiTaskNode, n: int = 6) -> dict[str, torch.Tensor]:
 
 def grads_after(node: MultiTaskNode, model: JointModel, batch, method) -> dict[str, torch.Tensor]:
     model.zero_grad(set_to_none=True)
-    joint = _Joint(node, model, method)
+    joint = _Joint(node, model)
     losses, reps, leaves, parts, task_inputs = joint.losses({"conll": batch}, method.on_representation, method.task_views)
     shared = [p for n in ("embed", "trunk") for p in model[n].parameters()]
     heads = [p for n in ("pos", "chunk") for p in model[n].parameters()]
@@ -114,7 +114,7 @@ def test_gradient_methods_write_the_aggregated_jacobian(level):
     got = grads_after(node, model, batch, method)
     # By hand: per-task gradients of the trunk parameters (or of the trunk output), MGDA, then backward.
     model.zero_grad(set_to_none=True)
-    joint_ = _Joint(node, model, method)
+    joint_ = _Joint(node, model)
     losses, reps, leaves, _, _ = joint_.losses({"conll": batch}, level == "representation", level == "representation")
     shared = [p for n in ("embed", "trunk") for p in model[n].parameters()]
     wrt = leaves if level == "representation" else shared
@@ -152,7 +152,7 @@ def test_one_backward_jacobian_equals_one_backward_per_task(weighting, two_sourc
     results = []
     for fast in (True, False):
         method = build_weighting(node.weighting, ["pos", "chunk"])
-        joint_ = _Joint(node, model, method)
+        joint_ = _Joint(node, model)
         for _ in range(2 if weighting.startswith("{method: gradnorm") else 1):  # GradNorm: the learned weights too
             model.zero_grad(set_to_none=True)
             losses, reps, leaves, parts, task_inputs = joint_.losses(batches, method.on_representation, method.task_views)
@@ -172,7 +172,7 @@ def test_one_backward_jacobian_equals_one_backward_per_task(weighting, two_sourc
 def test_a_head_reading_a_head_takes_one_backward_per_task():
     _, node, _ = joint("{method: gradnorm}")
     model = JointModel(node, 7, "t")
-    joint_ = _Joint(node, model, build_weighting(node.weighting, ["pos", "chunk"]))
+    joint_ = _Joint(node, model)
     assert not joint_.separable  # chunk reads pos: the gradient at chunk's input is not chunk's alone
     assert joint_.losses({"conll": batch_of(node)}, False, True)[4] == []
 

@@ -17,10 +17,11 @@ import torch
 from taskgraph.errors import TrainError
 from taskgraph.spec.data import Conll2000Data, repo_path
 from taskgraph.train.data import LOADERS, Splits
+from taskgraph.train.metrics import IGNORE
 
 __all__ = ["load_conll2000", "read_sentences", "tag_sets", "resolve_root", "PAD", "UNK", "IGNORE"]
 
-PAD, UNK, IGNORE = 0, 1, -100
+PAD, UNK = 0, 1
 
 Sentence = list[tuple[str, str, str]]
 

@@ -73,16 +73,10 @@ class Aggregation(Method):
             direction = self.aggregator(jac.float()).to(jac.dtype)
         if head is not None:
             step.set_grads(step.heads, head)
-        if self.on_representation:
-            offset = 0
-            pairs = []
-            for rep, leaf in zip(step.reps, step.leaves):
-                n = leaf.numel()
-                if rep.requires_grad:
-                    pairs.append((rep, direction[offset : offset + n].view_as(rep)))
-                offset += n
-            if pairs:
-                torch.autograd.backward([r for r, _ in pairs], [g for _, g in pairs])
+        if self.on_representation:  # the aggregated gradient of each leaf goes through the trunk once
+            for leaf, grad in zip(step.leaves, direction.split([leaf.numel() for leaf in step.leaves])):
+                leaf.grad = grad.view_as(leaf)
+            step.finish_trunk()
         else:
             step.set_grads(step.shared, direction)
         return None  # the direction is not a fixed weighting of the losses

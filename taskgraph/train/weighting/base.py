@@ -36,10 +36,6 @@ class Step:
     #: whole Jacobian (or, through a hook, its row norms) for the price of one backward.
     task_inputs: list[tuple[torch.Tensor, int]] = field(default_factory=list)
 
-    @property
-    def on_representation(self) -> bool:
-        return any(leaf is not rep for leaf, rep in zip(self.leaves, self.reps))
-
     def finish_trunk(self) -> None:
         """Carry what reached the detached leaves through the trunk (representation-level methods)."""
         pairs = [(r, leaf.grad) for r, leaf in zip(self.reps, self.leaves)
