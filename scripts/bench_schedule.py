@@ -66,14 +66,14 @@ def lower_bound(names, deps, cost, gpu, cpus: float, gpus: float) -> float:
 
 
 def remaining(names, deps, cost):
+    """The priority the runner gives each node (taskgraph's own function, on this DAG)."""
+    from taskgraph.plan.graph import remaining_path_costs
+
     children = {n: [] for n in names}
     for n in names:
         for d in deps[n]:
             children[d].append(n)
-    rem = {}
-    for n in reversed(names):
-        rem[n] = cost[n] + max((rem[c] for c in children[n]), default=0.0)
-    return rem
+    return remaining_path_costs(names, cost, children)
 
 
 def sleep_node(name, payload, inputs):

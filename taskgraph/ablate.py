@@ -22,7 +22,7 @@ from typing import Any
 from taskgraph.artifacts.files import atomic_write_json
 from taskgraph.artifacts.rundir import RunDir
 from taskgraph.errors import ExecutionError, TaskgraphError
-from taskgraph.plan.graph import make_plan
+from taskgraph.plan.graph import Plan, make_plan
 from taskgraph.plan.select import ancestors
 from taskgraph.report.ablation import LOWER_IS_BETTER, EdgeGain, format_table, plot_gains, summarize
 from taskgraph.spec.loader import SourceMap
@@ -141,11 +141,13 @@ def ablate_graph(
     address: str | None = None,
     num_cpus: int | None = None,
     on_update: Callable[[Any], None] | None = None,
+    plan: Plan | None = None,
 ) -> AblationResult:
     """Ablate every module-sharing edge (or ``edges``): returns the rows, the gains and the output folder.
 
     Upstream states come from ``from_run``, else from the result cache under ``run_root`` (what
     ``taskgraph run`` stored), else they are trained here once (and stored in that cache).
+    ``plan``: the caller's ``make_plan(spec, source)``, if it has one (see ``run_graph``).
     """
     from taskgraph.execute.cluster import connect
     from taskgraph.execute.scheduler import NodeJob, run_jobs
@@ -155,7 +157,7 @@ def ablate_graph(
         raise TaskgraphError("--seeds must be at least 1 (3 or more for a significance test).")
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise TaskgraphError(f"--fractions {list(fractions)}: each must be in (0, 1], e.g. 0.1,0.3,1.0.")
-    plan = make_plan(spec, source)
+    plan = plan or make_plan(spec, source)
     chosen, skipped = ablation_edges(spec, edges)
     if not chosen:
         raise TaskgraphError(f"graph '{spec.name}' has no dependency that shares a module: nothing to ablate.")

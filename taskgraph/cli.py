@@ -191,7 +191,7 @@ def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=F
             spec, source, run_root=run_dir, address=address, use_cpu_only=cpu_only,
             keep_going=not fail_fast, num_cpus=num_cpus, on_update=view.on_update, on_progress=view.on_progress,
             only=only, from_=from_, until=until, force=force, use_cache=not no_cache, resume_dir=resume_dir,
-            tensorboard=tensorboard, mlflow_uri=mlflow,
+            tensorboard=tensorboard, mlflow_uri=mlflow, plan=the_plan,
         )
     _echo("")
     _echo(f"{'node':<16} {'status':<8} {'seconds':>8}  metrics (validation)")
@@ -245,7 +245,7 @@ def ablate(
     from taskgraph.ablate import ablate_graph
     from taskgraph.runner import cpu_only as drop_gpus
 
-    spec, source, _plan = _load(graph, set_)
+    spec, source, the_plan = _load(graph, set_)
     if cpu_only:
         spec = drop_gpus(spec)
     shares = _floats(fractions, "--fractions")
@@ -260,6 +260,7 @@ def ablate(
     result = ablate_graph(
         spec, source, seeds=seeds, fractions=shares, edges=edge, metric=metric, run_root=run_dir,
         from_run=from_run, use_cache=not no_cache, address=address, num_cpus=num_cpus, on_update=progress,
+        plan=the_plan,
     )
     _echo("")
     for note in result.skipped:
@@ -345,12 +346,9 @@ def resume(
 ) -> None:
     """Finish an interrupted or failed run in its own folder: only unfinished nodes train."""
     from taskgraph.artifacts.rundir import GRAPH, RunDir
-    from taskgraph.plan.graph import make_plan
-    from taskgraph.spec.loader import load_spec
 
     folder = RunDir.open(run_folder)
-    spec, source = load_spec(Path(str(folder.path)) / GRAPH)
-    the_plan = make_plan(spec, source)
+    spec, source, the_plan = _load(Path(str(folder.path)) / GRAPH, None)
     run_root = Path(str(folder.path)).parents[1]  # <run-dir>/<graph>/<timestamp>
     _run_and_report(spec, source, the_plan, run_dir=run_root, address=address, cpu_only=cpu_only,
                     num_cpus=num_cpus, resume_dir=folder.path)

@@ -21,7 +21,7 @@ from taskgraph.artifacts.cache import NodeCache
 from taskgraph.artifacts.rundir import RunDir, write_node
 from taskgraph.errors import ExecutionError
 from taskgraph.observers import RunObservers
-from taskgraph.plan.graph import Plan, build_graph, make_plan, remaining_path_costs
+from taskgraph.plan.graph import Plan, make_plan, remaining_path_costs
 from taskgraph.spec.loader import SourceMap
 from taskgraph.spec.models import Graph, Resources
 
@@ -138,7 +138,8 @@ def build_jobs(
     from taskgraph.execute.scheduler import NodeJob
     from taskgraph.train.loop import Inheritance, NodeRequest, node_seed
 
-    priority = remaining_path_costs(build_graph(spec))
+    priority = remaining_path_costs(plan.order, {n: p.cost for n, p in plan.nodes.items()},
+                                    {n: p.downstream for n, p in plan.nodes.items()})
     jobs = []
     keys = keys or {}
     for name in plan.order:
@@ -203,18 +204,21 @@ def run_graph(
     force: str | None = None,
     use_cache: bool = True,
     resume_dir: str | os.PathLike[str] | None = None,
+    plan: Plan | None = None,
 ) -> RunResult:
     """Plan and train a graph on Ray; artifacts land in a fresh run directory (or ``resume_dir``).
 
     Nodes whose cache key has a stored result are not trained: their artifacts are linked in.
-    When every selected node is cached, Ray is not even started.
+    When every selected node is cached, Ray is not even started. ``plan``: the caller's
+    ``make_plan(spec, source)`` (the CLI has one), so a large graph is not planned twice; plans do
+    not read ``resources``, so it stays valid under ``use_cpu_only``.
     """
     from taskgraph.execute.records import NodeRecord
     from taskgraph.incremental import decide
 
     if use_cpu_only:
         spec = cpu_only(spec)
-    plan = make_plan(spec, source)
+    plan = plan or make_plan(spec, source)
     cache = NodeCache.for_run_root(run_root) if use_cache and not store.is_remote(run_root) else None
     selection = decide(spec, plan, cache, only=only, from_=from_, until=until, force=force)
     run_dir = RunDir.open(resume_dir) if resume_dir else RunDir.create(run_root, spec.name)

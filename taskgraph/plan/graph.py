@@ -6,6 +6,7 @@ built on them) are the same on every machine and every run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -262,12 +263,12 @@ def _critical_path(graph: nx.DiGraph, order: tuple[str, ...]) -> tuple[tuple[str
     return best[end][1], best[end][0]
 
 
-def remaining_path_costs(graph: nx.DiGraph) -> dict[str, float]:
-    """For each node, the longest cost path from it to a sink: the priority of a ready node."""
-    import networkx as nx
-
+def remaining_path_costs(
+    order: Sequence[str], cost: Mapping[str, float], downstream: Mapping[str, Iterable[str]]
+) -> dict[str, float]:
+    """For each node, the longest cost path from it to a sink: the priority of a ready node.
+    ``order`` is any topological order (``plan.order``); the benchmark calls it on its own DAGs."""
     remaining: dict[str, float] = {}
-    for node in reversed(list(nx.lexicographical_topological_sort(graph))):
-        tail = max((remaining[s] for s in graph.successors(node)), default=0.0)
-        remaining[node] = graph.nodes[node]["cost"] + tail
+    for node in reversed(order):
+        remaining[node] = cost[node] + max((remaining[s] for s in downstream[node]), default=0.0)
     return remaining
