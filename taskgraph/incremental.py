@@ -60,8 +60,6 @@ def decide(
     if from_:
         chosen = select(plan, from_, "--from")
         forced |= chosen | descendants(plan, chosen)
-        if not only and not until:
-            targets = set(plan.order)
     last = cache.last_keys(spec.name) if cache is not None else {}
     for name in plan.order:
         if name not in targets:
@@ -87,7 +85,7 @@ def decide(
     # Upstream of a selected node but not selected itself: usable when cached (e.g. --only c).
     for name in reversed(plan.order):
         if name in selection.excluded and cache is not None and cache.has(keys[name]):
-            if any(name in plan.nodes[child].upstream for child in selection.to_run | selection.cached):
+            if any(c in selection.to_run or c in selection.cached for c in plan.nodes[name].downstream):
                 selection.excluded.discard(name)
                 selection.cached.add(name)
                 selection.reasons[name] = "cached (upstream of a selected node)"

@@ -6,7 +6,6 @@ Every function also takes an fsspec URL (``s3://...``), handled by ``artifacts.s
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -38,11 +37,16 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path | str:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path | str:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    from taskgraph.artifacts import store
+
+    return store.write_text(path, text)
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path | str:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """JSON as every taskgraph file is written (``store.write_json``: sorted keys, indented)."""
+    from taskgraph.artifacts import store
+
+    return store.write_json(path, obj)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -10,7 +10,7 @@ import ray
 
 from taskgraph.errors import ExecutionError
 
-__all__ = ["RaySession", "connect", "node_capacities"]
+__all__ = ["RaySession", "connect"]
 
 
 @dataclass
@@ -58,8 +58,3 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
             "that the cluster runs the same Ray version, and RAY_AUTH_TOKEN on token-protected clusters."
         ) from exc
     return RaySession(started_here=True, address=None)
-
-
-def node_capacities() -> list[dict[str, float]]:
-    """The resources of each alive Ray node: a task must fit on one node, not on the sum."""
-    return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]

@@ -122,8 +122,8 @@ def submit_graph(
     )
 
 
-def job_info(job_id: str, address: str | None) -> JobInfo:
-    client = _client(address)
+def job_info(job_id: str, address: str | None, client: Any = None) -> JobInfo:
+    client = client or _client(address)
     info = _call(f"looking up job '{job_id}'", address, lambda: client.get_job_info(job_id))
     ms = lambda t: t / 1000.0 if t else None  # noqa: E731  (Ray reports milliseconds)
     return JobInfo(
@@ -137,8 +137,8 @@ def job_info(job_id: str, address: str | None) -> JobInfo:
     )
 
 
-def job_logs(job_id: str, address: str | None) -> str:
-    client = _client(address)
+def job_logs(job_id: str, address: str | None, client: Any = None) -> str:
+    client = client or _client(address)
     return _call(f"reading the logs of job '{job_id}'", address, lambda: client.get_job_logs(job_id))
 
 
@@ -150,9 +150,10 @@ def stop_job(job_id: str, address: str | None) -> bool:
 def follow_job(job_id: str, address: str | None, emit: Any, poll_s: float = 2.0, timeout_s: float | None = None) -> JobInfo:
     """Print the job's new log lines as they come (``emit(text)``) until it ends; returns its final info."""
     shown, started = 0, time.monotonic()
+    client = _client(address)  # one connection for the whole follow, not two per poll
     while True:
-        info = job_info(job_id, address)
-        logs = job_logs(job_id, address)
+        info = job_info(job_id, address, client)
+        logs = job_logs(job_id, address, client)
         if len(logs) > shown:
             emit(logs[shown:].rstrip("\n"))
             shown = len(logs)
