@@ -361,9 +361,9 @@ def list_(what: Annotated[ListWhat, typer.Argument(help="Which names to list.")]
     from taskgraph.spec.weighting import weighting_names
 
     tables = {
-        "modules": ("type", names_of(ModuleConfig, "type")),
-        "losses": ("type", names_of(LossConfig, "type")),
-        "loaders": ("loader", names_of(DataConfig, "loader")),
+        "modules": ("type", names_of(ModuleConfig)),
+        "losses": ("type", names_of(LossConfig)),
+        "loaders": ("loader", names_of(DataConfig)),
         "metrics": ("metrics", METRICS),
         "weightings": ("weighting.method", weighting_names()),
     }

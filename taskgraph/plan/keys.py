@@ -128,7 +128,7 @@ def node_keys(spec: Graph, plan: Plan) -> dict[str, str]:
             up: spec.tasks[name].depends_on[up].model_dump(mode="json") for up in sorted(task.depends_on)
         }
         sources = {}
-        for source in sorted(_data_names(task)):
+        for source in sorted(set(task.data_sources())):
             if source not in data_digests:
                 data_config = spec.data[source]
                 data_digests[source] = canonical_digest(
@@ -148,13 +148,3 @@ def node_keys(spec: Graph, plan: Plan) -> dict[str, str]:
             }
         )
     return keys
-
-
-def _data_names(task: Any) -> set[str]:
-    """Data sources a node reads: ``data`` and, for joint nodes, each head's ``data``."""
-    names = {task.data} if isinstance(getattr(task, "data", None), str) else set()
-    for head in (getattr(task, "heads", None) or {}).values():
-        ref = getattr(head, "data", None)
-        if isinstance(ref, str):
-            names.add(ref)
-    return names

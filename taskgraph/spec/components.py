@@ -117,7 +117,7 @@ METRICS: dict[str, str] = {
 }
 
 
-def names_of(union: Any, key: str) -> dict[str, str]:
+def names_of(union: Any) -> dict[str, str]:
     """Registry names of a discriminated union -> first line of the variant's docstring."""
     out: dict[str, str] = {}
     for member in union.__origin__.__args__:  # Annotated[Union[...], Discriminator]

@@ -45,7 +45,7 @@ class SourceMap:
         keyed = tuple(_key_steps(self.data, loc))  # union tags (`single`, `multitask`) are not keys
         for prefix, text in self.overrides.items():
             if tuple(loc[: len(prefix)]) == prefix or keyed[: len(prefix)] == prefix:
-                return None, None, _dotted(_key_steps(self.data, loc)) + f" (from --set {text})"
+                return None, None, _dotted(list(keyed)) + f" (from --set {text})"
         node, value, steps = self.root, self.data, []
         for step in loc:
             if isinstance(value, dict) and step in value:

@@ -158,10 +158,11 @@ class Task(Frozen):
     @field_validator("metrics")
     @classmethod
     def _known_metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for name in value:
-            if name not in METRICS:
-                raise ValueError(f"unknown metric '{name}'.{suggest(name, METRICS)}")
-        return value
+        return _check_metrics(value)
+
+    def data_sources(self) -> tuple[str, ...]:
+        """The data source the node reads (a joint node may read several)."""
+        return (self.data,)
 
 
 def _check_metrics(value: tuple[str, ...]) -> tuple[str, ...]:

@@ -13,9 +13,9 @@ from pydantic import TypeAdapter
 
 
 def test_spec_names_match_registries():
-    assert set(names_of(ModuleConfig, "type")) == set(MODULES.names())
-    assert set(names_of(LossConfig, "type")) == set(LOSSES.names())
-    assert set(names_of(DataConfig, "loader")) == set(LOADERS.names())
+    assert set(names_of(ModuleConfig)) == set(MODULES.names())
+    assert set(names_of(LossConfig)) == set(LOSSES.names())
+    assert set(names_of(DataConfig)) == set(LOADERS.names())
     assert set(METRICS) - {"loss"} == set(METRIC_FNS.names())
 
 
