@@ -106,16 +106,16 @@ def main() -> None:
     print(f"CoNLL-2000 joint node (POS + chunk), {args.sentences} train / {args.val_sentences} test sentences, "
           f"vocab {args.vocab}, emb {args.dim}, BiLSTM {args.hidden}, {args.epochs} epochs, batch {args.batch}, "
           f"{args.seeds} seeds, {args.jobs} processes; {time.perf_counter() - started:.0f}s")
+    from taskgraph.report.ablation import mean_std
+
     base = results.get("equal", {})
-    print(f"| method | POS accuracy (%) | chunk F1 (%) | Δ POS vs equal | Δ chunk vs equal | ms/step |")
+    print("| method | POS accuracy (%) | chunk F1 (%) | Δ POS vs equal | Δ chunk vs equal | ms/step |")
     print("|---|---|---|---|---|---|")
     for name in names:
         runs = [results[name][s] for s in sorted(results[name])]
         row = []
         for key in ("pos_acc", "chunk_f1"):
-            vals = [100 * r[key] for r in runs]
-            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-            row.append(f"{statistics.mean(vals):.2f} ± {sd:.2f}")
+            row.append(mean_std([100 * r[key] for r in runs], digits=2))
         for key in ("pos_acc", "chunk_f1"):
             if base and name != "equal":
                 delta = statistics.mean(100 * r[key] for r in runs) - statistics.mean(100 * r[key] for r in base.values())

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -22,13 +21,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 import taskgraph  # noqa: E402
 from taskgraph.ablate import ablate_graph  # noqa: E402
-from taskgraph.plan.graph import make_plan  # noqa: E402
+from taskgraph.report.ablation import mean_std  # noqa: E402
 from taskgraph.spec.loader import load_spec  # noqa: E402
-
-
-def _ms(values: list[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
 
 def main() -> None:
@@ -46,7 +40,7 @@ def main() -> None:
     import ray
 
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
-    spec0, _ = load_spec(args.graph, tuple(args.overrides))
+    spec0, source0 = load_spec(args.graph, tuple(args.overrides))
     out = args.out / spec0.name
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# {spec0.name}: {args.seeds} seeds", "", f"command: `python scripts/example_results.py {args.graph} "
@@ -67,13 +61,11 @@ def main() -> None:
         for node, metrics in per_node.items():
             for metric, values in metrics.items():
                 if not metric.endswith("loss"):
-                    lines.append(f"| {node} | {metric} | {_ms(values)} |")
+                    lines.append(f"| {node} | {metric} | {mean_std(values)} |")
         lines.append("")
     if not args.skip_ablation:
-        spec, source = load_spec(args.graph, tuple(args.overrides))
-        make_plan(spec, source)
         fractions = tuple(float(f) for f in args.fractions.split(","))
-        result = ablate_graph(spec, source, seeds=args.seeds, fractions=fractions, run_root=out)
+        result = ablate_graph(spec0, source0, seeds=args.seeds, fractions=fractions, run_root=out)
         lines += ["```", result.table(), "```", "", f"ablation folder: {result.out_dir}"]
     lines.append(f"total wall time: {time.time() - started:.0f} s")
     (out / "summary.md").write_text("\n".join(lines) + "\n")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
 
-__all__ = ["EdgeGain", "LOWER_IS_BETTER", "paired_test", "summarize", "format_table", "plot_gains"]
+__all__ = ["EdgeGain", "LOWER_IS_BETTER", "paired_test", "summarize", "format_table", "plot_gains", "mean_std"]
 
 #: Metrics where a smaller value is better; every other metric is "higher is better".
 LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
@@ -107,11 +108,12 @@ def summarize(rows: list[dict[str, Any]]) -> list[EdgeGain]:
     return out
 
 
-def _ms(values: tuple[float, ...]) -> str:
+def mean_std(values: Sequence[float], digits: int = 4) -> str:
+    """``mean ± std`` (sample std; 0 for one value), ``-`` for none: how every table shows seeds."""
     if not values:
         return "-"
     sd = stdev(values) if len(values) > 1 else 0.0
-    return f"{mean(values):.4f} ± {sd:.4f}"
+    return f"{mean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
 def format_table(gains: list[EdgeGain], alpha: float = 0.05) -> str:
@@ -123,7 +125,7 @@ def format_table(gains: list[EdgeGain], alpha: float = 0.05) -> str:
         p = "n/a" if math.isnan(g.p_value) else f"{g.p_value:.3f}"
         gain = f"{g.gain_mean:+.4f} ± {g.gain_std:.4f}"
         lines.append(
-            f"{edge:<34} {g.fraction:>6g} {g.metric:<10} {_ms(g.with_edge):>17} {_ms(g.without_edge):>17} "
+            f"{edge:<34} {g.fraction:>6g} {g.metric:<10} {mean_std(g.with_edge):>17} {mean_std(g.without_edge):>17} "
             f"{gain:>17} {p:>6}  {g.verdict(alpha)}"
         )
     n = max((len(g.with_edge) for g in gains), default=0)

@@ -97,15 +97,17 @@ def gantt_svg(
     upstream: Mapping[str, tuple[str, ...]],
     t0: float | None = None,
     width: int = 960,
+    path: list[str] | None = None,
 ) -> str:
-    """The timeline as an SVG element (inline in the HTML report)."""
+    """The timeline as an SVG element (inline in the HTML report); ``path``: the critical path,
+    when the caller has already worked it out."""
     starts = [r.submitted_at or r.begin for r in nodes.values() if (r.submitted_at or r.begin) is not None]
     if t0 is None:
         t0 = min(starts) if starts else 0.0
     names, bars = lanes(nodes, t0)
     if not bars:
         return '<p class="empty">No node has run yet: nothing to put on a timeline.</p>'
-    on_path = set(critical_path(nodes, upstream))
+    on_path = set(path if path is not None else critical_path(nodes, upstream))
     span = max(b.end for b in bars) or 1.0
     left, right, top, row, bar_h = 170, 130, 28, 34, 22  # the right margin holds labels of short bars at the end
     plot = width - left - right

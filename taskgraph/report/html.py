@@ -192,7 +192,7 @@ edges say which modules they pass and how.</p>
 {_dependency(view)}
 <h2>Timeline</h2>
 <p class="sub">One lane per worker process or GPU. Critical path of this run: <b>{escape(" → ".join(path) or "–")}</b>.</p>
-<div class="scroll">{gantt_svg(view.nodes, view.upstream)}</div>
+<div class="scroll">{gantt_svg(view.nodes, view.upstream, path=path)}</div>
 {trace_note}
 <h2>Training curves</h2>
 {_curves(view)}
