@@ -195,7 +195,7 @@ def train_node(
     generator = torch.Generator().manual_seed(request.seed)
     total_steps = cfg.epochs * math.ceil(n / cfg.batch_size)
     next_step_report = 0.0  # in-epoch progress, by the clock: loss.item() waits for the GPU
-    checkpoints = Checkpointer(request.checkpoint_dir, cfg.checkpoint_every)
+    checkpoints = Checkpointer(request.checkpoint_dir, cfg.checkpoint_every, request.name)
     on_cpu = device.type == "cpu"
     loss_fn = loss_function(task.loss)
     where_loss = f"task loss {task.loss.type} on '{task.loss.target}'"
@@ -208,12 +208,8 @@ def train_node(
         )
 
     start_epoch, skip_batches, total, batches = 1, 0, (0.0 if on_cpu else torch.zeros((), device=device)), 0
-    resumed = checkpoints.load()
+    resumed = checkpoints.restore(model, optimizer, generator)
     if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        generator.set_state(resumed["epoch_generator"])
-        torch.set_rng_state(resumed["torch_rng"])
         start_epoch, skip_batches, steps = resumed["epoch"], resumed["batch"], resumed["step"]
         history, batches = resumed["history"], resumed["batches"]
         total = resumed["total"] if on_cpu else torch.tensor(resumed["total"], device=device)
@@ -270,5 +266,6 @@ def train_node(
 
     final = final_metrics(history, request.name)
     metrics = {"final": final, "history": history, "train_examples": n, "val_examples": len(x_val),
-               "resumed_from_step": resumed["step"] if resumed else None}
+               "resumed_from_step": resumed["step"] if resumed else None,
+               **({"checkpoint_discarded": checkpoints.discarded} if checkpoints.discarded else {})}
     return NodeOutput(state_to_numpy(model), metrics, inherited, str(device), steps)
