@@ -2,8 +2,9 @@
 
 A node's key is sha256 over canonical JSON of: its resolved config (minus cosmetic fields such as
 ``cost`` and ``resources``, which change where and when it runs, not what it learns), its data
-source's config and content fingerprint, the version of the training code, its seed (part of the
-config) and the keys of its upstream nodes. Changing one node therefore changes its key and its
+source's config and content fingerprint, the version of the training code, the source files of the
+user code it names (``"pkg.module:name"`` in the node or in its data source: ``plan.usercode``),
+its seed (part of the config) and the keys of its upstream nodes. Changing one node therefore changes its key and its
 descendants' keys, and nothing else. Pure apart from reading file contents for fingerprints;
 no Ray or torch.
 """
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from taskgraph.plan.usercode import ref_files
 
 if TYPE_CHECKING:
     from taskgraph.plan.graph import Plan
@@ -26,7 +28,7 @@ __all__ = ["node_keys", "code_version", "data_fingerprint", "canonical_digest", 
 #: Task fields that do not change what a node learns (DVC excludes such fields from its keys too).
 COSMETIC_FIELDS = frozenset({"cost", "resources", "depends_on"})
 #: Bumped when the key recipe itself changes, so old caches are never misread.
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -71,34 +73,6 @@ def code_version() -> str:
     return _tree_digest((_PACKAGE / "train").rglob("*.py"), relative_to=_PACKAGE)
 
 
-def _user_code_files(spec_dump: Any) -> list[Path]:
-    """Source files of ``"pkg.module:name"`` references in a config, found without importing them."""
-    import importlib.util
-
-    refs: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif isinstance(value, str) and ":" in value and not value.startswith(("/", ".")) and "://" not in value:
-            refs.add(value.split(":", 1)[0])
-
-    walk(spec_dump)
-    files = []
-    for module in sorted(refs):
-        try:
-            found = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            found = None
-        if found is not None and found.origin and os.path.isfile(found.origin):
-            files.append(Path(found.origin))
-    return files
-
-
 def data_fingerprint(config: Any) -> str:
     """What the data source reads: its declared ``version`` if any, else a digest of the files the
     loader reads (``config.reads()``, the same paths the loader opens)."""
@@ -112,6 +86,11 @@ def data_fingerprint(config: Any) -> str:
         elif path.is_file():
             files.append(path)
     return _tree_digest(files) if files else "generated"
+
+
+def _code_digests(config: Any, where: str) -> dict[str, str]:
+    """``{ref: digest of its defining file}`` for every user-code reference in a config dump."""
+    return {ref: _file_digest(path) for ref, path in ref_files(config, where).items()}
 
 
 def node_keys(spec: Graph, plan: Plan) -> dict[str, str]:
@@ -131,11 +110,13 @@ def node_keys(spec: Graph, plan: Plan) -> dict[str, str]:
         for source in sorted(set(task.data_sources())):
             if source not in data_digests:
                 data_config = spec.data[source]
+                dumped = data_config.model_dump(mode="json", by_alias=True)
                 data_digests[source] = canonical_digest(
-                    {"config": data_config.model_dump(mode="json", by_alias=True), "content": data_fingerprint(data_config)}
+                    {"config": dumped, "content": data_fingerprint(data_config),
+                     "code": _code_digests(dumped, f"data.{source}")}
                 )
             sources[source] = data_digests[source]
-        user_code = {str(p): _file_digest(p) for p in _user_code_files(config)}
+        user_code = _code_digests(config, f"tasks.{name}")
         keys[name] = canonical_digest(
             {
                 "schema": KEY_SCHEMA,

@@ -63,26 +63,56 @@ class SyntheticShapesData(_DataBase):
 
 
 class CustomData(Open):
-    """User code: ``loader: "mypkg.data:load"`` called as ``fn(**kwargs)``, returning the splits."""
+    """User code: ``loader: "mypkg.data:load"`` called as ``fn(**kwargs)``, returning the splits.
+
+    The cache key covers what the loader reads: every argument (at any depth) that is a string or
+    a list of strings naming an existing file or folder is fingerprinted by content, whatever its
+    name. Files the arguments do not name (a fixed file next to the code, a folder the loader
+    builds a path into) are declared in ``reads_files``, which is hashed but not passed on.
+    """
 
     loader: str = Field(pattern=CUSTOM_PATTERN)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    reads_files: tuple[str, ...] = Field(
+        (), description="More files or folders the loader reads: hashed into the cache key, not passed to the loader."
+    )
 
     @property
     def feature_dim(self) -> int | None:
         return None
 
     def reads(self) -> tuple[Path, ...]:
-        """What the user's loader is pointed at: its ``root``, ``path`` or ``files`` keyword arguments."""
-        extra = self.model_extra or {}
-        paths: list[Path] = []
-        for key in ("root", "path", "files"):
-            value = extra.get(key)
-            if isinstance(value, str):
-                paths.append(Path(value))
-            elif isinstance(value, (list, tuple)):
-                paths += [Path(v) for v in value if isinstance(v, str)]
-        return tuple(paths)
+        """Every path-like argument (names an existing file or folder), then ``reads_files``."""
+        found: list[Path] = []
+        for text in _strings(self.model_extra or {}):
+            path = _existing_path(text)
+            if path is not None:
+                found.append(path)
+        found += [Path(p).expanduser() for p in self.reads_files]
+        return tuple(dict.fromkeys(found))
+
+
+def _strings(value: object) -> list[str]:
+    """The strings in a loader's arguments, nested lists and mappings included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _existing_path(text: str) -> Path | None:
+    """``text`` as a path when it names an existing file or folder. Strings with no letter or digit
+    (``.``, ``/``, ``~``) are separators and the like, not data: hashing ``/`` would read the disk."""
+    if not any(c.isalnum() for c in text) or "\0" in text or len(text) > 4096:
+        return None
+    try:
+        path = Path(text).expanduser()
+        return path if path.exists() else None
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 # --------------------------------------------------------------------------- real data sets

@@ -108,3 +108,76 @@ def test_selection_syntax(plan):
 def test_unknown_selection_suggests(plan):
     with pytest.raises(SelectionError, match=r"--only 'bb\+': no node named 'bb'. Did you mean 'b'\?"):
         select(plan, "bb+", "--only")
+
+
+# --------------------------------------------------------------- user code and data the key covers
+USER = GRAPH.replace("data:\n", "data:\n  mine: {loader: 'LOADER', ARGS}\n", 1) + (
+    "  e: {data: mine, modules: {head: {type: linear, in: 2, out: 1}}, loss: {type: mse, target: y}}\n"
+)
+
+
+def user_graph(loader: str, args: str = "n: 3") -> str:
+    return USER.replace("LOADER", loader).replace("ARGS", args)
+
+
+@pytest.fixture
+def user_pkg(tmp_path, monkeypatch):
+    """A user package on sys.path, with a unique name (the import system caches by name)."""
+    name = f"userpkg_{tmp_path.name.replace('-', '_')}"
+    root = tmp_path / "src" / name
+    root.mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "data.py").write_text("def load(**kw):\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    return name, root
+
+
+def test_editing_a_user_loader_changes_the_key_of_its_nodes(user_pkg):
+    name, root = user_pkg
+    first = keys(text=user_graph(f"{name}.data:load"))
+    (root / "data.py").write_text("def load(**kw):\n    return 2  # a changed loader\n")
+    assert changed(first, keys(text=user_graph(f"{name}.data:load"))) == {"e"}
+
+
+def test_user_code_is_located_without_importing_it(user_pkg):
+    """A package that fails on import does not break keys (the driver never runs user code),
+    and its module's source is still hashed."""
+    name, root = user_pkg
+    (root / "__init__.py").write_text("raise RuntimeError('import-time failure')\n")
+    text = user_graph(f"{name}.data:load")
+    first = keys(text=text)
+    (root / "data.py").write_text("def load(**kw):\n    return 3\n")
+    assert changed(first, keys(text=text)) == {"e"}
+    module = text.replace("head: {type: linear, in: 2, out: 1}", f"head: {{type: '{name}.data:Head', in: 2}}")
+    assert keys(text=module)  # a module reference in the package: found, not imported
+
+
+def test_a_missing_user_module_is_a_clear_error():
+    from taskgraph.plan.usercode import UserCodeError
+
+    with pytest.raises(UserCodeError, match=r"^data\.mine\.loader: 'no_such_pkg_xyz\.data:load' names module "
+                                            r"'no_such_pkg_xyz\.data', which is not on this machine's Python path"):
+        keys(text=user_graph("no_such_pkg_xyz.data:load"))
+
+
+def test_every_path_like_loader_argument_is_fingerprinted(tmp_path):
+    """A CSV under any argument name (not only root/path/files), at any depth, and files the
+    loader declares in reads_files: a changed byte changes the key."""
+    table, extra, nested = tmp_path / "table.csv", tmp_path / "vocab.txt", tmp_path / "labels.csv"
+    for f in (table, extra, nested):
+        f.write_text("a,b\n1,0\n")
+    args = (f"table: '{table}', options: {{labels: ['{nested}']}}, sep: ',', here: '.', "
+            f"reads_files: ['{extra}']")
+    text = user_graph("tests.faults:nothing", args)
+    for f in (table, extra, nested):
+        before = keys(text=text)
+        f.write_text("a,b\n1,1\n")  # a label flipped
+        assert changed(before, keys(text=text)) == {"e"}, f
+
+
+def test_reads_files_is_not_passed_to_the_loader(tmp_path):
+    from taskgraph.spec.data import CustomData
+
+    config = CustomData(loader="tests.faults:nothing", table=str(tmp_path), reads_files=[str(tmp_path / "x")], sep="/")
+    assert config.model_extra == {"table": str(tmp_path), "sep": "/"}
+    assert config.reads() == (tmp_path, tmp_path / "x")  # "/" is no data path
