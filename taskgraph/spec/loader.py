@@ -7,7 +7,6 @@ mean" hints, unknown names) and raised together as one ``SpecError``.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from taskgraph.errors import SpecError, SpecIssue
 from taskgraph.spec.models import Graph, NameProblems, suggest
+from taskgraph.spec.yamltext import MAX_DEPTH, compose, decode, read_yaml
 
 __all__ = ["load_spec", "parse_spec", "SourceMap", "apply_overrides"]
 
@@ -37,7 +37,7 @@ class SourceMap:
     def root(self) -> yaml.Node | None:
         """The YAML node tree with positions; composed on first use when the fast path skipped it."""
         if self.tree is None and self.text is not None:
-            self.tree = _compose(self.text, self.file)[0]
+            self.tree = compose(self.text, self.file)
         return self.tree
 
     def locate(self, loc: Loc) -> tuple[int | None, int | None, str]:
@@ -98,126 +98,83 @@ def _dotted(steps: list[str | int]) -> str:
     return ".".join(str(s) for s in steps)
 
 
-# --------------------------------------------------------------------------- YAML
-
-
-def _compose(text: str, file: str | None) -> tuple[yaml.Node | None, Any]:
-    # One pass with libyaml when present (pure-Python PyYAML takes seconds on a 10,000-node file):
-    # compose the node tree (it keeps every position), then build the data from that same tree.
-    loader = _LOADER(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise SpecError(
-            SpecIssue(
-                message=f"not valid YAML: {exc.problem}. Fix the syntax at this position.",
-                file=file,
-                line=mark.line + 1 if mark else None,
-                column=mark.column + 1 if mark else None,
-            )
-        ) from None
-    finally:
-        loader.dispose()
-    return root, data
-
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-#: Files at least this large take the fast path (a 1.5 MB, 10,000-node file: 2 s with libyaml).
-FAST_PARSE_MIN_BYTES = 256 * 1024
-#: Plain scalars YAML 1.1 (PyYAML) and YAML 1.2 (yaml-rs) read differently: yes/no/on/off
-#: booleans, leading-zero and 0o integers, sexagesimal numbers, exponents without a dot, dates.
-#: A file with any of them (comments and quoted text included: a false alarm only costs speed)
-#: keeps the PyYAML path, so both paths always build the same data.
-_YAML11_ONLY = re.compile(
-    r"(?<![\w.-])(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)(?![\w.-])"
-    r"|(?<![\w.])[-+]?0(?:[0-7_]+|o[0-7_]+)(?![\w.])"
-    r"|(?<![\w.])[-+]?\d[\d_]*(?::[0-5]?\d)+(?![\w.])"
-    r"|(?<![\w.])[-+]?\d[\d_]*[eE][-+]?\d+(?![\w.])"
-    r"|(?<![\w.])\d{4}-\d\d?-\d\d?"
-)
-
-
-def _fast_load(text: str) -> Any | None:
-    """Large files through yaml-rs (Rust, ~20x faster) when it is installed and the file has no
-    YAML-1.1-only scalars; ``None`` means "use PyYAML", which also reports duplicate keys and
-    syntax errors with their positions."""
-    if len(text) < FAST_PARSE_MIN_BYTES or _YAML11_ONLY.search(text):
-        return None
-    try:
-        import yaml_rs
-    except ImportError:
-        return None
-    try:
-        data = yaml_rs.loads(text, parse_datetime=False)
-    except Exception:  # duplicate keys, syntax errors, anything else: the careful path explains
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _duplicate_keys(node: yaml.Node | None, file: str | None, path: tuple = ()) -> list[SpecIssue]:
-    """YAML silently keeps the last of two equal keys; a graph file with that is almost always a typo."""
-    issues: list[SpecIssue] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, yaml.Node] = {}
-        for key, value in node.value:
-            if key.value in seen:
-                first = seen[key.value].start_mark.line + 1
-                issues.append(
-                    SpecIssue(
-                        message=f"duplicate key '{key.value}' (first defined on line {first}). Keep one of them.",
-                        file=file,
-                        line=key.start_mark.line + 1,
-                        column=key.start_mark.column + 1,
-                        path=_dotted([*path, key.value]),
-                    )
-                )
-            seen[key.value] = key
-            issues += _duplicate_keys(value, file, (*path, key.value))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            issues += _duplicate_keys(item, file, (*path, i))
-    return issues
-
-
 # --------------------------------------------------------------------------- overrides
 
 
-def apply_overrides(data: Any, overrides: list[str] | tuple[str, ...]) -> tuple[Any, dict[Loc, str]]:
-    """Apply ``--set a.b.c=value`` (value parsed as YAML) to the raw data, before validation."""
-    import copy
+def apply_overrides(
+    data: Any, overrides: list[str] | tuple[str, ...], file: str | None = None
+) -> tuple[Any, dict[Loc, str]]:
+    """Apply ``--set a.b.c=value`` (value parsed as YAML) to the raw data, before validation.
 
+    Values aliases share are copied first, so an override changes only the place it names (as it
+    would on the fast path, where yaml-rs expands every alias into a copy)."""
     if not overrides:
         return data, {}
-    data = copy.deepcopy(data)
+    data = _unshared(data)
     where: dict[Loc, str] = {}
     for text in overrides:
+        def fail(message: str) -> SpecError:
+            return SpecError(SpecIssue(message=f"--set '{text}': {message}", file=file))
+
         if "=" not in text:
-            raise SpecError(SpecIssue(message=f"--set '{text}' needs the form path.to.key=value."))
+            raise fail("needs the form path.to.key=value.")
         path, raw_value = text.split("=", 1)
         keys = [k for k in path.strip().split(".") if k]
         if not keys:
-            raise SpecError(SpecIssue(message=f"--set '{text}' has an empty path. Use e.g. tasks.NAME.train.epochs=1."))
+            raise fail("has an empty path. Use e.g. tasks.NAME.train.epochs=1.")
+        value = _override_value(raw_value, fail)
+        if len(keys) + _depth(value) > MAX_DEPTH:
+            raise fail(f"nests more than {MAX_DEPTH} levels deep. Set a shorter path or a flatter value.")
         node = data
         for i, key in enumerate(keys[:-1]):
             if not isinstance(node, dict):
-                raise SpecError(SpecIssue(message=f"--set '{text}': '{'.'.join(keys[:i])}' is not a mapping."))
+                raise fail(f"'{'.'.join(keys[:i])}' is not a mapping.")
             if key not in node:
                 if i < 1:  # top-level sections must exist: a typo there is never intended
-                    raise SpecError(SpecIssue(message=f"--set '{text}': no section '{key}'.{suggest(key, node)}"))
+                    raise fail(f"no section '{key}'.{suggest(key, node)}")
                 if keys[0] == "tasks" and i == 1:
-                    raise SpecError(
-                        SpecIssue(message=f"--set '{text}': no task '{key}'.{suggest(key, node)}")
-                    )
+                    raise fail(f"no task '{key}'.{suggest(key, node)}")
                 node[key] = {}
             node = node[key]
         if not isinstance(node, dict):
-            raise SpecError(SpecIssue(message=f"--set '{text}': '{'.'.join(keys[:-1])}' is not a mapping."))
-        node[keys[-1]] = yaml.safe_load(raw_value) if raw_value.strip() else ""
+            raise fail(f"'{'.'.join(keys[:-1])}' is not a mapping.")
+        node[keys[-1]] = value
         where[tuple(keys)] = text
     return data, where
+
+
+def _override_value(raw: str, fail: Any) -> Any:
+    """A ``--set`` value as YAML, with the graph file's limits; its errors say how to quote it."""
+    if not raw.strip():
+        return ""
+    try:
+        value, _root, duplicates = read_yaml(raw, None, fast=False)
+    except SpecError as exc:
+        message = exc.issues[0].message
+        if not message.startswith("not valid YAML: "):
+            raise fail(f"the value: {message}") from None
+        problem = message.removeprefix("not valid YAML: ").split(". ")[0]
+        raise fail(f"the value is not valid YAML ({problem}). Quote it to set text: --set 'PATH=\"...\"'.") from None
+    if duplicates:
+        raise fail(f"the value has {duplicates[0].message}")
+    return value
+
+
+def _unshared(value: Any) -> Any:
+    """A copy in which no two places share a dict or list (depth is bounded by the YAML limits)."""
+    if isinstance(value, dict):
+        return {k: _unshared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unshared(v) for v in value]
+    return value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 # --------------------------------------------------------------------------- validation
@@ -371,19 +328,16 @@ def parse_spec(
     text: str, file: str | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> tuple[Graph, SourceMap]:
     """Validate graph-file text; returns the resolved graph and where each value came from."""
-    data = _fast_load(text)
-    if data is None:
-        root, data = _compose(text, file)
-        issues = _duplicate_keys(root, file)
-        source = SourceMap(file=file, tree=root, data=data)
-    else:  # positions are only needed for errors: compose the node tree then, not now
-        issues = []
-        source = SourceMap(file=file, tree=None, data=data, text=text)
+    data, root, issues = read_yaml(text, file)
+    # On the fast path no node tree was composed: positions are only needed for errors, compose then.
+    source = SourceMap(file=file, tree=root, data=data, text=text if root is None else None)
     if data is None:
         raise SpecError(SpecIssue(message="the file is empty. Start from graphs/quickstart.yaml.", file=file))
     if not isinstance(data, dict):
         raise SpecError(SpecIssue(message="the top level must be a mapping with `name` and `tasks`.", file=file, line=1))
-    data, source.overrides = apply_overrides(data, overrides)
+    # Top-level `x-...` keys hold YAML anchors for `<<: *name` merges (as in docker-compose): not graph fields.
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
+    data, source.overrides = apply_overrides(data, overrides, file=file)
     source.data = data
     try:
         graph = Graph.model_validate(data)
@@ -412,9 +366,11 @@ def load_spec(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ..
     """Read and validate a graph file. Raises ``SpecError`` naming the file, line and column."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise SpecError(SpecIssue(message="no such file. Check the path.", file=file)) from None
+    except IsADirectoryError:
+        raise SpecError(SpecIssue(message="is a folder, not a graph file. Name the .yaml file.", file=file)) from None
     except OSError as exc:
         raise SpecError(SpecIssue(message=f"cannot read the file: {exc.strerror}.", file=file)) from None
-    return parse_spec(text, file=file, overrides=overrides)
+    return parse_spec(decode(raw, file), file=file, overrides=overrides)

@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from taskgraph.errors import SpecError
-from taskgraph.spec import loader
-from taskgraph.spec.loader import _fast_load, parse_spec
+from taskgraph.spec import yamltext
+from taskgraph.spec.loader import parse_spec
+from taskgraph.spec.yamltext import fast_load as _fast_load
 
 pytest.importorskip("yaml_rs")
 GRAPHS = sorted((Path(__file__).resolve().parents[2] / "graphs").glob("*.yaml"))
@@ -26,7 +27,7 @@ def big(n: int = 3000, extra: str = "") -> str:
 
 @pytest.fixture
 def always_fast(monkeypatch):
-    monkeypatch.setattr(loader, "FAST_PARSE_MIN_BYTES", 0)
+    monkeypatch.setattr(yamltext, "FAST_PARSE_MIN_BYTES", 0)
 
 
 @pytest.mark.parametrize("path", GRAPHS, ids=lambda p: p.name)
@@ -40,7 +41,7 @@ def test_fast_and_careful_paths_agree_on_every_example(path, always_fast):
 
 def test_large_file_takes_the_fast_path_and_validates_the_same():
     text = big()
-    assert len(text) >= loader.FAST_PARSE_MIN_BYTES and _fast_load(text) is not None
+    assert len(text) >= yamltext.FAST_PARSE_MIN_BYTES and _fast_load(text) is not None
     fast_spec, source = parse_spec(text)
     assert source.tree is None  # no node tree composed: no error needed positions
     assert fast_spec == parse_spec(text.replace("name: big", "name: big  # on"))[0].model_copy()
