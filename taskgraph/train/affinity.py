@@ -93,7 +93,8 @@ def task_affinity(
 
     loss_fns = [loss_function(spec.tasks[t].loss) for t in tasks]  # looked up once, not on every step
 
-    def losses(batch_x: torch.Tensor, idx: torch.Tensor, shared_params: dict | None = None) -> list[torch.Tensor]:
+    def losses(batch_x: torch.Tensor, idx: torch.Tensor, shared_params: dict | None = None) -> list[torch.Tensor | None]:
+        """Each task's loss on the batch (None where the task has no label in it)."""
         z = encoder(batch_x) if shared_params is None else functional_call(encoder, shared_params, (batch_x,))
         return [fn(heads[k](z), targets[k][idx]) for k, fn in enumerate(loss_fns)]
 
@@ -107,24 +108,30 @@ def task_affinity(
                 # drown the lookahead's effect in noise.
                 encoder.eval(), heads.eval()
                 eval_losses = losses(batch_x, idx)
-                before = torch.stack([l.detach() for l in eval_losses])
-                theta = dict(encoder.named_parameters())
-                for i in range(n_tasks):
-                    grads = torch.autograd.grad(eval_losses[i], list(theta.values()), retain_graph=True, allow_unused=True)
-                    ahead = {k: (p - lookahead_lr * gr if gr is not None else p).detach()
-                             for (k, p), gr in zip(theta.items(), grads)}
-                    with torch.no_grad():
-                        after = torch.stack(losses(batch_x, idx, ahead))
-                    total[i] += 1.0 - after / before.clamp_min(1e-12)
-                measured += 1
+                if all(l is not None for l in eval_losses):  # measurable where every task has a label
+                    before = torch.stack([l.detach() for l in eval_losses])
+                    theta = dict(encoder.named_parameters())
+                    for i in range(n_tasks):
+                        grads = torch.autograd.grad(eval_losses[i], list(theta.values()), retain_graph=True,
+                                                    allow_unused=True)
+                        ahead = {k: (p - lookahead_lr * gr if gr is not None else p).detach()
+                                 for (k, p), gr in zip(theta.items(), grads)}
+                        with torch.no_grad():
+                            after = torch.stack(losses(batch_x, idx, ahead))
+                        total[i] += 1.0 - after / before.clamp_min(1e-12)
+                    measured += 1
                 encoder.train(), heads.train()
             task_losses = losses(batch_x, idx)
-            loss = sum(spec.tasks[t].loss.weight * l for t, l in zip(tasks, task_losses))
+            labelled = [spec.tasks[t].loss.weight * l for t, l in zip(tasks, task_losses) if l is not None]
+            if not labelled:  # no task has a label in this batch
+                continue
+            loss = sum(labelled)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             steps += 1
     if measured == 0:
-        raise TrainError("no affinity was measured: the data has fewer examples than one batch. Lower --batch-size.")
+        raise TrainError("no affinity was measured: the data has fewer examples than one batch, or no measured batch "
+                         "had a label for every task. Lower --batch-size.")
     matrix = (total / measured).tolist()
     return AffinityResult(tuple(tasks), tuple(tuple(float(v) for v in row) for row in matrix), shared, steps, measured)

@@ -144,7 +144,8 @@ def evaluate(model: NodeModel, task: Task, x: torch.Tensor, y: torch.Tensor, bat
     outputs = [model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     model.train(was_training)
     output = torch.cat(outputs)
-    result = {"loss": float(compute_loss(output, y, task.loss).item())}
+    loss = compute_loss(output, y, task.loss)  # None: no labelled example in the split
+    result = {"loss": float("nan") if loss is None else float(loss.item())}
     for metric in task.metrics:
         if metric != "loss":
             result[metric] = compute_metric(metric, output, y)
@@ -226,7 +227,12 @@ def train_node(
             if epoch == start_epoch and batch < skip_batches:
                 continue  # done before the checkpoint we resumed from
             idx = order[i : i + cfg.batch_size]
-            loss = loss_fn(net(x_train[idx]), y_train[idx])
+            output = net(x_train[idx])
+            loss = loss_fn(output, y_train[idx])
+            if loss is None:  # no example of this batch has a label: nothing to learn from, no update
+                if wrap is None:
+                    continue
+                loss = output.sum() * 0.0  # DDP: every rank must join the step's all-reduce; this one adds nothing
             if on_cpu:  # a float per step is free on the CPU: check every step, name the exact one
                 value = loss.item()
                 if not math.isfinite(value):

@@ -2,6 +2,12 @@
 
 Every loss takes ``(output, target, config)`` and returns a scalar; shapes are normalised here
 (one-output binary heads are squeezed) so a graph file never has to reshape anything.
+
+Missing labels follow one rule for every built-in loss, applied here once for single-task and
+joint nodes alike (``loss_function``): an integer label equal to the ignore index (the loss's
+``ignore_index``, else -100) or a NaN float label is missing, and the loss is the loss over the
+labelled entries only. A batch without any labelled entry has no loss (``None``): the caller
+leaves it out of the update instead of inventing a zero.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ from taskgraph.spec.losses import (
     HuberLoss,
     InfoNCELoss,
 )
-from taskgraph.train.metrics import match_target
+from taskgraph.train.metrics import IGNORE, match_target
 from taskgraph.train.registry import Registry
 
-__all__ = ["LOSSES", "compute_loss", "loss_function"]
+__all__ = ["LOSSES", "compute_loss", "loss_function", "labelled", "select_labelled"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 LOSSES: Registry[LossFn] = Registry("loss")
@@ -106,18 +112,74 @@ def _infonce(output: torch.Tensor, target: torch.Tensor, config: InfoNCELoss) ->
     return loss
 
 
-def loss_function(config: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The configured loss as ``fn(output, target)``, looked up once (not on every step).
+#: How each built-in loss's labels line up with its output, for masking: one label per output
+#: element (``element``), one class index per output row with the classes on the last axis
+#: (``class``), one target vector per example (``example``: the example is labelled when its
+#: whole vector is). ``ctc`` is absent: its -100 pads label sequences of different lengths (the
+#: loss reads the lengths from it), and an all-padding row is an empty transcription, a label.
+ALIGNMENT = {"cross_entropy": "class", "adversarial": "class", "binary_cross_entropy": "element",
+             "mse": "element", "l1": "element", "huber": "element", "infonce": "example"}
+
+
+def labelled(target: torch.Tensor, config: Any) -> torch.Tensor:
+    """Where a label exists: integer labels != the ignore index (-100 unless the loss sets
+    ``ignore_index``), float labels not NaN."""
+    if target.is_floating_point():
+        return ~torch.isnan(target)
+    return target != getattr(config, "ignore_index", IGNORE)
+
+
+def select_labelled(
+    output: torch.Tensor, target: torch.Tensor, config: Any
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The output and target entries that have a label (``ALIGNMENT`` says how they line up);
+    ``None`` when no entry has. Inputs come back unchanged when every entry is labelled."""
+    kind = ALIGNMENT.get(config.type)
+    if kind is None:  # ctc; user losses get the whole batch and handle missing labels themselves
+        return output, target
+    keep = labelled(target, config)
+    if kind == "element":
+        output = match_target(output, target)
+        if output.shape != target.shape:
+            out = 1 if output.dim() == target.dim() + 1 else target.shape[-1]
+            raise TrainError(
+                f"{config.type}: the head gives shape {tuple(output.shape)} but '{config.target}' has shape "
+                f"{tuple(target.shape)}. Give the head `out: {out}`."
+            )
+    elif kind == "class" and output.shape[:-1] != target.shape:
+        raise TrainError(
+            f"{config.type}: the head gives shape {tuple(output.shape)}; '{config.target}' of shape "
+            f"{tuple(target.shape)} needs {tuple(target.shape)} + (classes,)."
+        )
+    elif kind == "example":
+        keep = keep.reshape(len(target), -1).all(dim=1)
+    count = int(keep.sum())  # one host sync: whether to mask, and whether anything is left
+    if count == keep.numel():
+        return output, target
+    if count == 0:
+        return None
+    return output[keep], target[keep]
+
+
+def loss_function(config: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor | None]:
+    """The configured loss as ``fn(output, target)`` over the labelled entries (``select_labelled``),
+    ``None`` for a batch without any; looked up once (not on every step).
 
     User losses (``pkg.module:fn``) get their extra YAML keys as keyword arguments.
     """
     fn = LOSSES.get(config.type)
     if config.type in LOSSES:
-        return lambda output, target: fn(output, target, config)
+
+        def masked(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+            kept = select_labelled(output, target, config)
+            return None if kept is None else fn(kept[0], kept[1], config)
+
+        return masked
     extra = dict(config.model_extra or {})
     return lambda output, target: fn(output, target, **extra)
 
 
-def compute_loss(output: torch.Tensor, target: torch.Tensor, config: Any) -> torch.Tensor:
-    """The configured loss, looked up now (use ``loss_function`` inside loops)."""
+def compute_loss(output: torch.Tensor, target: torch.Tensor, config: Any) -> torch.Tensor | None:
+    """The configured loss, looked up now (use ``loss_function`` inside loops); ``None`` when no
+    entry of ``target`` has a label."""
     return loss_function(config)(output, target)

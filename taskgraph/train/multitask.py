@@ -23,7 +23,7 @@ from taskgraph.train.data import Split, load_data, subsample
 from taskgraph.train import loop
 from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, final_metrics, inherit, pick_device
 from taskgraph.train.losses import loss_function
-from taskgraph.train.metrics import IGNORE, compute_metric, match_target
+from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, state_to_numpy
 from taskgraph.train.modules import build_module, reverse_gradient
 from taskgraph.train.weighting import Step, build_weighting
@@ -71,25 +71,12 @@ def batch_shares(sizes: list[int], batch_size: int, rule: str, temperature: floa
     return [max(1, round(batch_size * r / total)) for r in raw]
 
 
-def _masked(target: torch.Tensor, config: Any) -> torch.Tensor | None:
-    """Where labels exist: integer labels != ignore index, float labels not NaN (missing labels)."""
-    if target.is_floating_point():
-        return ~torch.isnan(target)
-    return target != getattr(config, "ignore_index", IGNORE)
-
-
 def task_loss(output: torch.Tensor, target: torch.Tensor, config: Any, fn: Callable | None = None) -> torch.Tensor:
-    """The head's loss over the examples that have a label; zero (still in the graph) when none has.
-    ``fn`` is ``loss_function(config)``, looked up once per node rather than on every step."""
-    fn = fn or loss_function(config)
-    if config.type in ("ctc", "infonce"):
-        return fn(output, target)
-    mask = _masked(target, config)
-    if target.is_floating_point() and not bool(mask.all()):
-        output, target = match_target(output, target)[mask], target[mask]
-    if not bool(mask.any()):
-        return output.sum() * 0.0
-    return fn(output, target)
+    """The head's loss over the entries that have a label (the one rule of ``losses.loss_function``);
+    zero (still in the graph) when none has. ``fn`` is ``loss_function(config)``, looked up once per
+    node rather than on every step."""
+    loss = (fn or loss_function(config))(output, target)
+    return output.sum() * 0.0 if loss is None else loss
 
 
 def _trim(batch: Split) -> Split:

@@ -89,3 +89,87 @@ def test_infonce_pools_sequences_and_names_the_width_fix():
     assert torch.isfinite(loss(config, torch.randn(3, 5, 4), torch.randn(3, 5, 4)))
     with pytest.raises(TrainError, match="out: 6"):
         loss(config, torch.randn(3, 4), torch.randn(3, 6))
+
+
+# Missing labels: one rule for every built-in loss (integer -100 / the loss's ignore index, float NaN),
+# and the masked loss is the loss over the labelled entries only.
+ELEMENTWISE = {
+    "binary_cross_entropy": lambda o, t: F.binary_cross_entropy_with_logits(o, t.float()),
+    "mse": lambda o, t: F.mse_loss(o, t.float()),
+    "l1": lambda o, t: F.l1_loss(o, t.float()),
+    "huber": lambda o, t: F.huber_loss(o, t.float()),
+}
+
+
+@pytest.mark.parametrize("integer", [True, False])
+@pytest.mark.parametrize("kind", sorted(ELEMENTWISE))
+def test_elementwise_losses_mask_missing_labels(kind, integer):
+    g = torch.Generator().manual_seed(3)
+    out = torch.randn(4, 5, 1, generator=g)  # one output per position: squeezed to the target's shape
+    target = torch.randint(0, 2, (4, 5), generator=g)
+    keep = torch.rand(4, 5, generator=g) > 0.4
+    missing = target.masked_fill(~keep, -100) if integer else target.float().masked_fill(~keep, float("nan"))
+    got = loss({"type": kind, "target": "y"}, out, missing)
+    expected = ELEMENTWISE[kind](out.squeeze(-1)[keep], target[keep])
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("integer", [True, False])
+def test_multilabel_bce_masks_single_labels(integer):
+    out = torch.tensor([[0.0, 2.0, -1.0]])
+    target = torch.tensor([[1, -100, 0]]) if integer else torch.tensor([[1.0, float("nan"), 0.0]])
+    expected = (math.log(2) + math.log1p(math.exp(-1))) / 2  # the labelled first and third entries
+    assert loss({"type": "binary_cross_entropy", "target": "y"}, out, target).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("integer", [True, False])
+@pytest.mark.parametrize("kind", ["cross_entropy", "adversarial"])
+def test_class_losses_mask_missing_labels(kind, integer):
+    g = torch.Generator().manual_seed(4)
+    out = torch.randn(3, 6, 5, generator=g)
+    target = torch.randint(0, 5, (3, 6), generator=g)
+    keep = torch.rand(3, 6, generator=g) > 0.5
+    missing = target.masked_fill(~keep, -100) if integer else target.float().masked_fill(~keep, float("nan"))
+    got = loss({"type": kind, "target": "y"}, out, missing)
+    assert got.item() == pytest.approx(F.cross_entropy(out[keep], target[keep]).item(), rel=1e-6)
+
+
+def test_a_loss_with_its_own_ignore_index_masks_that_index():
+    out, target = torch.tensor([[2.0, 0.0], [0.0, 3.0]]), torch.tensor([0, 7])
+    got = loss({"type": "cross_entropy", "target": "y", "ignore_index": 7}, out, target)
+    assert got.item() == pytest.approx(F.cross_entropy(out[:1], target[:1]).item())
+
+
+def test_infonce_drops_examples_whose_target_is_missing():
+    g = torch.Generator().manual_seed(5)
+    a, b = torch.randn(5, 4, generator=g), torch.randn(5, 4, generator=g)
+    b_missing = b.clone()
+    b_missing[2, 1] = float("nan")  # one missing entry: the whole example leaves the batch
+    config = {"type": "infonce", "target": "z"}
+    keep = torch.tensor([True, True, False, True, True])
+    assert loss(config, a, b_missing).item() == pytest.approx(loss(config, a[keep], b[keep]).item(), rel=1e-6)
+
+
+def test_ctc_padding_is_not_a_missing_label():
+    """-100 pads CTC label sequences to one length; an all-padding row is an empty transcription
+    (a label: the all-blank path), so CTC keeps every example."""
+    g = torch.Generator().manual_seed(6)
+    logits = torch.randn(2, 4, 3, generator=g)
+    got = loss({"type": "ctc", "target": "y"}, logits, torch.tensor([[1, 2], [-100, -100]]))
+    ref = F.ctc_loss(logits.log_softmax(-1).transpose(0, 1), torch.tensor([[1, 2], [0, 0]]), torch.tensor([4, 4]),
+                     torch.tensor([2, 0]), blank=0, zero_infinity=True)
+    assert got.item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["cross_entropy", "adversarial", *sorted(ELEMENTWISE)])
+@pytest.mark.parametrize("integer", [True, False])
+def test_a_batch_without_labels_has_no_loss(kind, integer):
+    """Not NaN (a mean over nothing) and not a zero that would pose as a gradient: no loss at all."""
+    out = torch.randn(2, 3, 4 if kind in ("cross_entropy", "adversarial") else 1, requires_grad=True)
+    target = torch.full((2, 3), -100) if integer else torch.full((2, 3), float("nan"))
+    assert loss({"type": kind, "target": "y"}, out, target) is None
+
+
+def test_a_head_of_the_wrong_width_names_the_fix():
+    with pytest.raises(TrainError, match="out: 1"):
+        loss({"type": "mse", "target": "r"}, torch.randn(4, 3), torch.randn(4))
