@@ -1,10 +1,18 @@
-"""The base of every spec model: frozen (hashable, safe to ship to Ray) and strict (typos fail)."""
+"""The base of every spec model: frozen (hashable, safe to ship to Ray) and strict (typos fail).
+
+Numbers are strict where YAML is loose: ``true``/``yes``/``on`` are booleans to YAML and would
+silently become 1 in an ``int`` field (``epochs: true``), and ``.inf``/``.nan`` are floats that pass
+``gt=0`` checks (``lr: .inf``). Both are refused for every declared number, nested ones included.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
-__all__ = ["Frozen", "Open", "CUSTOM_PATTERN", "is_custom_ref"]
+from pydantic import BaseModel, ConfigDict, model_validator
+
+__all__ = ["Frozen", "Open", "CUSTOM_PATTERN", "is_custom_ref", "LocatedProblems", "BoolForNumber"]
 
 #: A user-supplied implementation: ``"package.module:attribute"``.
 CUSTOM_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
@@ -15,13 +23,77 @@ def is_custom_ref(value: object) -> bool:
     return isinstance(value, str) and ":" in value
 
 
-class Frozen(BaseModel):
+class BoolForNumber:
+    """Stands in for a boolean given where a number is expected: no number validator accepts it,
+    so the field fails with its own location and the rest of the file is still checked."""
+
+    def __init__(self, value: bool):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "true" if self.value else "false"
+
+
+def _mark_bools(tp: Any, value: Any) -> Any:
+    """``value`` with every boolean that annotation ``tp`` wants as an int or float replaced."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _mark_bools(get_args(tp)[0], value)
+    if origin is Union or origin is types.UnionType:
+        members = [a for a in get_args(tp) if a is not type(None)]
+        if isinstance(value, bool) and bool in members:
+            return value
+        for member in members:
+            marked = _mark_bools(member, value)
+            if marked is not value:
+                return marked
+        return value
+    if isinstance(value, bool):
+        return BoolForNumber(value) if tp in (int, float) else value
+    if origin in (tuple, list) and isinstance(value, (list, tuple)):
+        args = get_args(tp)
+        items = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        marked = [_mark_bools(a, v) for a, v in zip(items, value)] + list(value[len(items):])
+        return marked if any(m is not v for m, v in zip(marked, value)) else value
+    if origin is dict and isinstance(value, dict) and len(get_args(tp)) == 2:
+        marked_dict = {k: _mark_bools(get_args(tp)[1], v) for k, v in value.items()}
+        return marked_dict if any(marked_dict[k] is not value[k] for k in value) else value
+    return value
+
+
+class LocatedProblems(ValueError):
+    """Raised inside validation with a location per problem (relative to the model that raises it),
+    so each gets its own line number."""
+
+    def __init__(self, problems: list[tuple[tuple[str, ...], str]]):
+        self.problems = problems
+        super().__init__("; ".join(msg for _, msg in problems))
+
+
+class _Spec(BaseModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, data: Any) -> Any:
+        # A model validator, not a field one: pydantic allows no "before" validator on a union's tag field.
+        if not isinstance(data, dict):
+            return data
+        out = data
+        for name, field in cls.model_fields.items():
+            key = field.alias if field.alias in data else name
+            if key in data:
+                marked = _mark_bools(field.annotation, data[key])
+                if marked is not data[key]:
+                    out = {**out, key: marked}
+        return out
+
+
+class Frozen(_Spec):
     """Immutable and closed: unknown keys are errors, instances hash and pickle."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
-class Open(BaseModel):
+class Open(_Spec):
     """Immutable but open: extra keys are kept and passed to user code as keyword arguments."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True, allow_inf_nan=False)

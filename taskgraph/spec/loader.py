@@ -7,15 +7,18 @@ mean" hints, unknown names) and raised together as one ``SpecError``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+import types
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from taskgraph.errors import SpecError, SpecIssue
-from taskgraph.spec.models import Graph, NameProblems, suggest
+from taskgraph.spec.base import CUSTOM_PATTERN, BoolForNumber
+from taskgraph.spec.models import MAX_NAME_LENGTH, NAME_PATTERN, Graph, NameProblems, suggest
 from taskgraph.spec.yamltext import MAX_DEPTH, compose, decode, read_yaml
 
 __all__ = ["load_spec", "parse_spec", "SourceMap", "apply_overrides"]
@@ -45,7 +48,8 @@ class SourceMap:
         keyed = tuple(_key_steps(self.data, loc))  # union tags (`single`, `multitask`) are not keys
         for prefix, text in self.overrides.items():
             if tuple(loc[: len(prefix)]) == prefix or keyed[: len(prefix)] == prefix:
-                return None, None, _dotted(list(keyed)) + f" (from --set {text})"
+                shown = text if len(text) <= 80 else text[:77] + "..."
+                return None, None, _dotted(list(keyed)) + f" (from --set {shown})"
         node, value, steps = self.root, self.data, []
         for step in loc:
             if isinstance(value, dict) and step in value:
@@ -192,11 +196,20 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
 
 
 def _unwrap(tp: Any) -> Any:
-    while get_origin(tp) is not None and str(get_origin(tp)).endswith("Annotated"):
-        tp = get_args(tp)[0]
-    if hasattr(tp, "__metadata__"):
-        tp = tp.__origin__
-    return tp
+    """The type inside ``Annotated[...]`` and ``Optional[...]`` (``TrainConfig | None`` -> ``TrainConfig``)."""
+    while True:
+        if get_origin(tp) is not None and str(get_origin(tp)).endswith("Annotated"):
+            tp = get_args(tp)[0]
+        elif hasattr(tp, "__metadata__"):
+            tp = tp.__origin__
+        elif _is_union(tp) and len([a for a in get_args(tp) if a is not type(None)]) == 1:
+            tp = next(a for a in get_args(tp) if a is not type(None))
+        else:
+            return tp
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) is Union or get_origin(tp) is types.UnionType
 
 
 def _step_into(tp: Any, step: str | int) -> Any:
@@ -211,16 +224,26 @@ def _step_into(tp: Any, step: str | int) -> Any:
         return get_args(tp)[1]
     if origin in (list, tuple):
         return get_args(tp)[0]
-    if origin is Union or str(origin) == "types.UnionType":
+    if _is_union(tp):
         for arg in get_args(tp):
             arg_u = _unwrap(arg)
             tag = getattr(arg, "__metadata__", [None])[0]
-            if getattr(tag, "tag", None) == step:
+            if getattr(tag, "tag", None) == step or _literal_tag(arg_u) == step:
                 return arg_u
         non_none = [a for a in get_args(tp) if a is not type(None)]
         if len(non_none) == 1:
             return _step_into(non_none[0], step)
         return tp  # a union tag we did not match: stay on the union
+    return None
+
+
+def _literal_tag(model: Any) -> Any:
+    """The tag of a union member picked by a plain ``Field(discriminator=...)``: its Literal value."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    for info in model.model_fields.values():
+        if get_origin(info.annotation) is Literal and len(get_args(info.annotation)) == 1:
+            return get_args(info.annotation)[0]
     return None
 
 
@@ -244,9 +267,13 @@ def _nested_home(model: type[BaseModel] | None, key: str) -> str | None:
 def _translate(error: dict[str, Any], source: SourceMap) -> list[SpecIssue]:
     loc: Loc = tuple(error["loc"])
     kind = error["type"]
+    if loc[-1:] == ("[key]",):  # a bad mapping key (a task name): point at the key itself
+        return [replace(issue, line=line, column=column) if line else issue
+                for issue in _translate({**error, "loc": loc[:-1]}, source)
+                for line, column in [source.key_position(loc[:-1])]]
     if kind == "value_error" and isinstance(error.get("ctx", {}).get("error"), NameProblems):
         # Locations are relative to the model that raised them (the graph, or one joint node).
-        return [source.issue((*loc, *p_loc), msg, at_key=p_loc[-2] == "depends_on")
+        return [source.issue((*loc, *p_loc), msg, at_key=p_loc[-2:-1] == ("depends_on",))
                 for p_loc, msg in error["ctx"]["error"].problems]
     if kind == "extra_forbidden":
         model = _model_at(loc)
@@ -274,13 +301,42 @@ def _translate(error: dict[str, Any], source: SourceMap) -> list[SpecIssue]:
         return [source.issue(loc, f"missing '{field_name}'. Say which one to use; see `taskgraph list`.")]
     if kind == "missing":
         return [source.issue(loc[:-1], f"missing required key '{loc[-1]}'. Add it.")]
+    got = error.get("input")
+    if isinstance(got, BoolForNumber):
+        return [source.issue(loc, f"a number is needed, not the boolean {got!r} (YAML reads true/yes/on and "
+                                  "false/no/off as booleans). Write a number.")]
+    if kind == "finite_number":
+        return [source.issue(loc, f"must be a finite number, not {got!r} (YAML's .inf and .nan are not allowed "
+                                  "here). Write a number.")]
+    if kind == "string_pattern_mismatch":
+        return [source.issue(loc, _pattern_message(str(got), str(error.get("ctx", {}).get("pattern", ""))))]
+    if kind == "string_too_long" and error.get("ctx", {}).get("max_length") == MAX_NAME_LENGTH:
+        return [source.issue(loc, f"the name '{str(got)[:24]}...' is {len(str(got))} characters long; names are at "
+                                  f"most {MAX_NAME_LENGTH}: they become folder and file names (run folders, "
+                                  "cache index files, ablation variants), which filesystems cap at 255 bytes. "
+                                  "Use a shorter name.")]
     msg = error["msg"]
     if kind == "value_error":
         msg = msg.removeprefix("Value error, ")
-    got = error.get("input")
     if kind not in ("value_error",) and not isinstance(got, (dict, list)):
-        msg += f" (got {got!r})"
+        shown = repr(got)
+        msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
     return [source.issue(loc, msg + ("" if msg.endswith(".") else "."))]
+
+
+def _pattern_message(value: str, pattern: str) -> str:
+    """What a pattern means, in words: a name rule, a list of choices or the user-code form, never the regex."""
+    shown = value if len(value) <= 40 else value[:37] + "..."
+    if pattern == NAME_PATTERN:
+        return (f"'{shown}' is not a valid name: start with a letter or _, then use only letters, digits, _ "
+                "and - (names become folder names).")
+    if pattern == CUSTOM_PATTERN:
+        return f"'{shown}' is not a reference to your code: write 'package.module:name'."
+    choices = re.fullmatch(r"\^\(([\w|]+)\)\$", pattern)
+    if choices:
+        options = choices.group(1).split("|")
+        return f"unknown value '{shown}'.{suggest(value, options)}"
+    return f"'{shown}' has the wrong form (expected text matching {pattern})."
 
 
 def _tag_field(loc: Loc, ctx: dict[str, Any]) -> str:

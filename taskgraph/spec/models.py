@@ -12,15 +12,19 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from taskgraph.spec.base import Frozen
+from taskgraph.spec.base import Frozen, LocatedProblems
 from taskgraph.spec.components import METRICS, DataConfig, LossConfig, ModuleConfig
 from taskgraph.spec.weighting import EqualWeighting, WeightingConfig
 
 __all__ = ["parse_memory", "Resources", "TrainConfig", "Dependency", "Task", "Head", "Sampling", "MultiTaskNode", "Node",
            "Defaults", "Graph", "suggest"]
 
+#: Names become folder and file names (``<run-dir>/<graph>/<timestamp>/<node>/``, cache index files,
+#: ablation variants that join two task names): only characters safe in a path, and short enough
+#: for filesystems' 255-byte limit on one name once suffixes are added.
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+MAX_NAME_LENGTH = 100
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME_LENGTH)]
 
 
 def suggest(word: str, known: list[str] | set[str] | tuple[str, ...]) -> str:
@@ -315,6 +319,12 @@ class Graph(Frozen):
     @model_validator(mode="after")
     def _names_resolve(self) -> Graph:
         problems: list[tuple[tuple[str, ...], str]] = []
+        folded: dict[str, str] = {}
+        for name in self.tasks:  # node names become folder names
+            first = folded.setdefault(name.casefold(), name)
+            if first != name:
+                problems.append((("tasks", name), f"tasks '{first}' and '{name}' differ only in case: on macOS and "
+                                                  "Windows their run folders would be one. Rename one."))
         for name, task in self.tasks.items():
             if task.data not in self.data:
                 problems.append(
@@ -349,12 +359,7 @@ class Graph(Frozen):
         return self.model_copy(update={"tasks": tasks})
 
 
-class NameProblems(ValueError):
-    """Raised inside validation with a location per problem, so each gets its own line number."""
-
-    def __init__(self, problems: list[tuple[tuple[str, ...], str]]):
-        self.problems = problems
-        super().__init__("; ".join(msg for _, msg in problems))
+NameProblems = LocatedProblems  # unknown names, cycles of heads, ...: each problem at its own position
 
 
 def _merge(default: Frozen, override: Frozen | None) -> Any:
