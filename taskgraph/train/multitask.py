@@ -71,12 +71,11 @@ def batch_shares(sizes: list[int], batch_size: int, rule: str, temperature: floa
     return [max(1, round(batch_size * r / total)) for r in raw]
 
 
-def task_loss(output: torch.Tensor, target: torch.Tensor, config: Any, fn: Callable | None = None) -> torch.Tensor:
+def task_loss(output: torch.Tensor, target: torch.Tensor, config: Any, fn: Callable | None = None) -> torch.Tensor | None:
     """The head's loss over the entries that have a label (the one rule of ``losses.loss_function``);
-    zero (still in the graph) when none has. ``fn`` is ``loss_function(config)``, looked up once per
-    node rather than on every step."""
-    loss = (fn or loss_function(config))(output, target)
-    return output.sum() * 0.0 if loss is None else loss
+    None when none has, so the task leaves this step. ``fn`` is ``loss_function(config)``, looked up
+    once per node rather than on every step."""
+    return (fn or loss_function(config))(output, target)
 
 
 def _trim(batch: Split) -> Split:
@@ -106,16 +105,18 @@ class _Joint:
         #: No head reads another head, so each task's gradient of the trunk output is the gradient
         #: that reaches its own head's input (see ``Step.task_inputs``).
         self.separable = not any(src in node.heads for head in node.heads.values() for src in (head.input or ()))
+        self.shared = [p for n in model._trunk_names for p in model[n].parameters() if p.requires_grad]
+        self.heads = [p for n in model._head_names for p in model[n].parameters() if p.requires_grad]
 
     def head_input(self, outs: dict[str, torch.Tensor], head: Any) -> torch.Tensor:
         """What a head reads: its ``input`` outputs side by side (default: the trunk's last module)."""
         inputs = [outs[src] for src in (head.input or (self.model._last,))]
         return inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1)
 
-    def losses(self, batches: dict[str, Split], representation: bool,
-               views: bool) -> tuple[torch.Tensor, list, list, list, list]:
-        """Stacked per-task losses, trunk outputs, what the heads read, the unstacked losses, and (with
-        ``views``, see ``Step.task_inputs``) each task's own view of the representation."""
+    def losses(self, batches: dict[str, Split], representation: bool, views: bool) -> tuple[torch.Tensor, Step]:
+        """The stacked losses of the tasks that have a label in these batches, and the ``Step`` a
+        method needs for them (``Step.tasks`` names them). With ``views`` (see ``Step.task_inputs``)
+        each such task gets its own view of the representation."""
         node, model = self.node, self.model
         found: dict[str, torch.Tensor] = {}
         reps, leaves = [], []
@@ -139,12 +140,16 @@ class _Joint:
                     own_inputs[name] = (x, index)
                 if head.loss.type == "adversarial":
                     x = reverse_gradient(x, head.loss.scale)
-                outs[name] = model[name](x)
+                outs[name] = model[name](x)  # run even without labels: a later head may read it
                 target = outs[head.loss.target] if self.module_target[name] else batch[head.loss.target]
-                found[name] = task_loss(outs[name], target, head.loss, self.loss_fns[name])
-        parts = [found[name] for name in node.heads]
-        task_inputs = [own_inputs[name] for name in node.heads] if separable else []
-        return torch.stack(parts), reps, leaves, parts, task_inputs
+                loss = task_loss(outs[name], target, head.loss, self.loss_fns[name])
+                if loss is not None:
+                    found[name] = loss
+        rows = tuple(i for i, name in enumerate(node.heads) if name in found)
+        parts = [found[name] for name in node.heads if name in found]
+        task_inputs = [own_inputs[name] for name in node.heads if name in found] if separable else []
+        stacked = torch.stack(parts) if parts else leaves[0].new_zeros(0)
+        return stacked, Step(self.shared, self.heads, reps, leaves, parts, task_inputs, rows)
 
     @torch.no_grad()
     def evaluate(self, val: dict[str, Split], batch_size: int) -> dict[str, float]:
@@ -169,7 +174,8 @@ class _Joint:
                 head = node.heads[name]
                 output = torch.cat(outputs[name])
                 target = torch.cat(extra[name]) if name in extra else split[head.loss.target]
-                result[f"{name}.loss"] = float(task_loss(output, target, head.loss, self.loss_fns[name]).item())
+                loss = task_loss(output, target, head.loss, self.loss_fns[name])  # None: no labelled example
+                result[f"{name}.loss"] = float("nan") if loss is None else float(loss.item())
                 for metric in head.metrics:
                     if metric != "loss":
                         result[f"{name}.{metric}"] = compute_metric(metric, output, target)
@@ -191,6 +197,21 @@ def _load_sources(request: NodeRequest, node: MultiTaskNode, where: str) -> tupl
         for key in needed:
             splits.field("train", key, where), splits.field("val", key, where)
     return train, val
+
+
+def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
+def _losses_again(joint: _Joint, batches: dict[str, Split], rng: tuple[torch.Tensor, torch.Tensor | None],
+                  device: torch.device) -> torch.Tensor:
+    """The losses on ``batches`` once more, without gradient, drawing the random numbers (dropout)
+    the step's own forward drew; the training's random stream goes on as if this never ran."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+        torch.set_rng_state(rng[0])
+        if rng[1] is not None:
+            torch.cuda.set_rng_state(rng[1], device)
+        return joint.losses(batches, False, False)[0]
 
 
 def train_joint_node(
@@ -217,8 +238,6 @@ def train_joint_node(
     if list(method.parameters()):
         optimizer.add_param_group({"params": list(method.parameters()), "lr": node.train.lr, "weight_decay": 0.0})
     joint = _Joint(node, model)
-    shared = [p for n in model._trunk_names for p in model[n].parameters() if p.requires_grad]
-    heads = [p for n in model._head_names for p in model[n].parameters() if p.requires_grad]
 
     cfg = node.train
     sources = list(train)
@@ -237,30 +256,39 @@ def train_joint_node(
         cursor[source] += size
         return _trim({k: v[idx] for k, v in train[source].items()})
 
-    steps, history, step_seconds = 0, [], 0.0
+    steps, unlabelled, history, step_seconds = 0, 0, [], 0.0
     total_steps, next_report = cfg.epochs * steps_per_epoch, 0.0
+    k = len(node.heads)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         for name in frozen:
             model[name].eval()
         started = time.perf_counter()
-        totals = torch.zeros(len(node.heads), device=device)
+        totals, counts = torch.zeros(k, device=device), torch.zeros(k, device=device)
         for _ in range(steps_per_epoch):
             batches = {s: next_batch(s, min(size, n)) for s, size, n in zip(sources, shares, sizes)}
-            losses, reps, leaves, parts, task_inputs = joint.losses(batches, method.on_representation, method.task_views)
+            rng = _rng_state(device) if method.needs_losses_after_step else None
+            losses, step = joint.losses(batches, method.on_representation, method.task_views)
+            rows = step.rows(k)
+            if not rows:  # no task has a label in these batches: nothing to learn from, no update
+                unlabelled += 1
+                continue
             if not bool(torch.isfinite(losses).all()):
-                bad = [h for h, v in zip(node.heads, losses.tolist()) if not math.isfinite(v)]
+                bad = [list(node.heads)[i] for i, v in zip(rows, losses.tolist()) if not math.isfinite(v)]
                 raise TrainError(
                     f"node '{request.name}': loss of task(s) {', '.join(bad)} is not finite at epoch {epoch}, "
                     f"step {steps + 1} (weighting {node.weighting.method}). Lower the learning rate or check the data.",
                     node=request.name,
                 )
             optimizer.zero_grad(set_to_none=True)
-            method.backward(losses, Step(shared, heads, reps, leaves, parts, task_inputs))
+            method.backward(losses, step)
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            totals += losses.detach()
+            if rng is not None:  # the same batch, the same dropout masks, the new parameters
+                method.after_step(_losses_again(joint, batches, rng, device), step)
+            totals[rows] += losses.detach()
+            counts[rows] += 1
             steps += 1
             if report and time.perf_counter() >= next_report:  # throttled, as the single-task loop
                 next_report = time.perf_counter() + loop.STEP_REPORT_S
@@ -268,12 +296,13 @@ def train_joint_node(
                         "total_steps": total_steps, "loss": float(losses.detach().sum().item())})
         epoch_seconds = time.perf_counter() - started
         step_seconds += epoch_seconds
-        mean_losses = totals / steps_per_epoch
+        mean_losses = totals / counts  # NaN for a task without a label in any batch of the epoch
         method.end_epoch(mean_losses)
         result = joint.evaluate(val, max(cfg.batch_size, 256))
+        seen = {h: float(v) for h, v, c in zip(node.heads, mean_losses.tolist(), counts.tolist()) if c > 0}
         row = {"epoch": epoch, "step": steps, "seconds": epoch_seconds,
-               "train_loss": float(mean_losses.sum().item()),
-               **{f"train_{h}.loss": float(v) for h, v in zip(node.heads, mean_losses.tolist())},
+               "train_loss": sum(seen.values()),
+               **{f"train_{h}.loss": v for h, v in seen.items()},
                **{f"val_{k}": v for k, v in result.items()}}
         history.append(row)
         if report:
@@ -282,7 +311,8 @@ def train_joint_node(
 
     final = final_metrics(history, request.name)
     metrics = {"final": final, "history": history, "weighting": node.weighting.method,
-               "seconds_per_step": step_seconds / max(steps, 1),
+               "seconds_per_step": step_seconds / max(steps, 1), "unlabelled_steps": unlabelled,
+               "weighting_state": method.summary(),
                "train_examples": dict(zip(sources, sizes)),
                "val_examples": {s: len(v[node.input]) for s, v in val.items()}}
     return NodeOutput(state_to_numpy(model), metrics, inherited, str(device), steps)

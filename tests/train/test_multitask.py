@@ -86,10 +86,8 @@ def batch_of(node: MultiTaskNode, n: int = 6) -> dict[str, torch.Tensor]:
 def grads_after(node: MultiTaskNode, model: JointModel, batch, method) -> dict[str, torch.Tensor]:
     model.zero_grad(set_to_none=True)
     joint = _Joint(node, model)
-    losses, reps, leaves, parts, task_inputs = joint.losses({"conll": batch}, method.on_representation, method.task_views)
-    shared = [p for n in ("embed", "trunk") for p in model[n].parameters()]
-    heads = [p for n in ("pos", "chunk") for p in model[n].parameters()]
-    method.backward(losses, Step(shared, heads, reps, leaves, parts, task_inputs))
+    losses, step = joint.losses({"conll": batch}, method.on_representation, method.task_views)
+    method.backward(losses, step)
     return {k: p.grad.clone() for k, p in model.named_parameters()}
 
 
@@ -115,7 +113,8 @@ def test_gradient_methods_write_the_aggregated_jacobian(level):
     # By hand: per-task gradients of the trunk parameters (or of the trunk output), MGDA, then backward.
     model.zero_grad(set_to_none=True)
     joint_ = _Joint(node, model)
-    losses, reps, leaves, _, _ = joint_.losses({"conll": batch}, level == "representation", level == "representation")
+    losses, step = joint_.losses({"conll": batch}, level == "representation", level == "representation")
+    reps, leaves = step.reps, step.leaves
     shared = [p for n in ("embed", "trunk") for p in model[n].parameters()]
     wrt = leaves if level == "representation" else shared
     rows = [torch.cat([g.flatten() for g in torch.autograd.grad(l, wrt, retain_graph=True)]) for l in losses]
@@ -147,19 +146,19 @@ def test_one_backward_jacobian_equals_one_backward_per_task(weighting, two_sourc
     torch.manual_seed(0)
     model = JointModel(node, 7, "t")
     batches = {"conll": batch_of(node), "small": batch_of(node, 4)}
-    shared = [p for n in ("embed", "trunk") for p in model[n].parameters()]
-    heads = [p for n in ("pos", "chunk") for p in model[n].parameters()]
     results = []
     for fast in (True, False):
         method = build_weighting(node.weighting, ["pos", "chunk"])
         joint_ = _Joint(node, model)
         for _ in range(2 if weighting.startswith("{method: gradnorm") else 1):  # GradNorm: the learned weights too
             model.zero_grad(set_to_none=True)
-            losses, reps, leaves, parts, task_inputs = joint_.losses(batches, method.on_representation, method.task_views)
-            assert joint_.separable and len(task_inputs) == 2 and len(leaves) == (2 if two_sources else 1)
-            method.backward(losses, Step(shared, heads, reps, leaves, parts, task_inputs if fast else []))
+            losses, step = joint_.losses(batches, method.on_representation, method.task_views)
+            assert joint_.separable and len(step.task_inputs) == 2 and len(step.leaves) == (2 if two_sources else 1)
+            if not fast:
+                step.task_inputs = []
+            method.backward(losses, step)
         grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
-        results.append((grads, getattr(method, "w", torch.ones(2)).detach().clone()))
+        results.append((grads, torch.stack(method.w).detach().clone() if hasattr(method, "w") else torch.ones(2)))
     (fast_grads, fast_w), (slow_grads, slow_w) = results
     assert fast_grads.keys() == slow_grads.keys() == {k for k, _ in model.named_parameters()}
     for key in fast_grads:
@@ -174,18 +173,18 @@ def test_a_head_reading_a_head_takes_one_backward_per_task():
     model = JointModel(node, 7, "t")
     joint_ = _Joint(node, model)
     assert not joint_.separable  # chunk reads pos: the gradient at chunk's input is not chunk's alone
-    assert joint_.losses({"conll": batch_of(node)}, False, True)[4] == []
+    assert joint_.losses({"conll": batch_of(node)}, False, True)[1].task_inputs == []
 
 
 def test_uncertainty_weights_are_trained_with_the_node():
     _, node, _ = joint("{method: uncertainty}")
     method = build_weighting(node.weighting, ["pos", "chunk"])
-    assert [p.shape for p in method.parameters()] == [torch.Size([2])]
+    assert [p.shape for p in method.parameters()] == [torch.Size([]), torch.Size([])]
     losses = torch.tensor([1.0, 3.0], requires_grad=True)
     leaf = torch.zeros(1)
     method.backward(losses, Step([], [], [leaf], [leaf]))
     # d/ds (0.5 e^-s L + 0.5 s) at s=0 is 0.5 (1 - L).
-    assert torch.allclose(method.log_var.grad, torch.tensor([0.0, -1.0]))
+    assert torch.allclose(torch.stack([p.grad for p in method.log_var]), torch.tensor([0.0, -1.0]))
     assert torch.allclose(losses.grad, torch.tensor([0.5, 0.5]))
 
 
@@ -199,10 +198,9 @@ def test_dwa_weights_follow_the_loss_ratios():
     assert torch.allclose(method.w, expected)
 
 
-def test_missing_labels_give_a_zero_loss_in_the_graph():
+def test_missing_labels_leave_the_task_out_of_the_step():
     out = torch.randn(2, 3, 5, requires_grad=True)
-    loss = task_loss(out, torch.full((2, 3), -100), joint()[1].heads["pos"].loss)
-    assert loss.item() == 0.0 and loss.requires_grad
+    assert task_loss(out, torch.full((2, 3), -100), joint()[1].heads["pos"].loss) is None  # no fake zero
     regression = task_loss(torch.tensor([[1.0], [5.0]]), torch.tensor([2.0, float("nan")]),
                            parse_spec(GRAPH.replace("WEIGHTING", "{method: equal}"))[0].tasks["tagger"].heads["pos"].loss
                            .model_copy(update={"type": "mse"}))

@@ -52,7 +52,9 @@ class Aggregation(Method):
     def __init__(self, config, tasks: list[str]):
         super().__init__(config, tasks)
         self.on_representation = self.task_views = config.level == "representation"
-        self.aggregator = AGGREGATORS[config.method](config, self.k)
+        #: One aggregator per set of tasks with labels in the batch (``Step.tasks``): rows of tasks
+        #: without labels are left out, and Nash-MTL keeps its solver state per set.
+        self.aggregators: dict[tuple[int, ...], Any] = {}
 
     def backward(self, losses: torch.Tensor, step: Step) -> torch.Tensor | None:
         import warnings
@@ -70,7 +72,10 @@ class Aggregation(Method):
             jac, head = task_jacobian(parts, step.shared, step.heads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # cvxpy's "problem is not DPP" note, once per step for Nash-MTL
-            direction = self.aggregator(jac.float()).to(jac.dtype)
+            rows = tuple(step.rows(self.k))
+            if rows not in self.aggregators:
+                self.aggregators[rows] = AGGREGATORS[self.config.method](self.config, len(rows))
+            direction = self.aggregators[rows](jac.float()).to(jac.dtype)
         if head is not None:
             step.set_grads(step.heads, head)
         if self.on_representation:  # the aggregated gradient of each leaf goes through the trunk once
@@ -94,4 +99,4 @@ class Accumulate(Method):
         for i, loss in enumerate(parts):
             loss.backward(retain_graph=i < len(parts) - 1)
         step.finish_trunk()
-        return torch.ones(self.k)
+        return torch.ones(len(parts))

@@ -35,6 +35,14 @@ class Step:
     #: leaves each task's own gradient of the shared representation at its input, which gives the
     #: whole Jacobian (or, through a hook, its row norms) for the price of one backward.
     task_inputs: list[tuple[torch.Tensor, int]] = field(default_factory=list)
+    #: The indices (in the method's task order) of the tasks whose losses this step carries, in
+    #: the order of ``losses``, ``parts`` and ``task_inputs``: the tasks with a label in the batch.
+    #: A task without one leaves the step: no Jacobian row, no weight, its state held. None: all.
+    tasks: tuple[int, ...] | None = None
+
+    def rows(self, k: int) -> list[int]:
+        """The task indices of this step's losses (``tasks``, or all ``k``)."""
+        return list(range(k)) if self.tasks is None else list(self.tasks)
 
     def finish_trunk(self) -> None:
         """Carry what reached the detached leaves through the trunk (representation-level methods)."""
@@ -108,8 +116,20 @@ class Method(nn.Module):
         used, or None where the update is no fixed weighting of the losses (aggregators)."""
         raise NotImplementedError
 
+    #: The method reads every task's loss on the same batch after the optimizer step (FAMO): the
+    #: loop then runs one more forward, without gradient, and calls ``after_step``.
+    needs_losses_after_step: bool = False
+
+    def after_step(self, losses: torch.Tensor, step: Step) -> None:
+        """The losses of ``step``'s tasks on the same batch after ``optimizer.step()``."""
+
     def end_epoch(self, mean_losses: torch.Tensor) -> None:
-        """Called with each task's mean training loss of the epoch (DWA reads these)."""
+        """Called with each task's mean training loss of the epoch (DWA reads these); NaN for a task
+        that had no label in any batch of the epoch."""
+
+    def summary(self) -> dict[str, float]:
+        """What the method has learned, by task (``metrics.json``'s ``weighting_state``)."""
+        return {}
 
     def weighted_backward(self, losses: torch.Tensor, weights: torch.Tensor, step: Step) -> torch.Tensor:
         (weights.detach() * losses).sum().backward()
