@@ -27,6 +27,7 @@ from taskgraph.spec.losses import (
     AdversarialLoss,
     BinaryCrossEntropyLoss,
     CrossEntropyLoss,
+    CRFLoss,
     CTCLoss,
     InfoNCELoss,
     CustomLoss,
@@ -36,12 +37,14 @@ from taskgraph.spec.losses import (
 )
 from taskgraph.spec.modules import (
     BiLSTMModule,
+    CRFModule,
     CustomModule,
     EmbeddingModule,
     GradientReversalModule,
     LinearModule,
     MLPModule,
     SelectModule,
+    TokenEmbeddingModule,
 )
 
 __all__ = ["ModuleConfig", "LossConfig", "DataConfig", "METRICS", "names_of"]
@@ -64,6 +67,8 @@ ModuleConfig = Annotated[
         Annotated[MLPModule, Tag("mlp")],
         Annotated[LinearModule, Tag("linear")],
         Annotated[EmbeddingModule, Tag("embedding")],
+        Annotated[TokenEmbeddingModule, Tag("token_embedding")],
+        Annotated[CRFModule, Tag("crf")],
         Annotated[BiLSTMModule, Tag("bilstm")],
         Annotated[GradientReversalModule, Tag("gradient_reversal")],
         Annotated[SelectModule, Tag("select")],
@@ -81,6 +86,7 @@ LossConfig = Annotated[
         Annotated[L1Loss, Tag("l1")],
         Annotated[HuberLoss, Tag("huber")],
         Annotated[CTCLoss, Tag("ctc")],
+        Annotated[CRFLoss, Tag("crf")],
         Annotated[AdversarialLoss, Tag("adversarial")],
         Annotated[InfoNCELoss, Tag("infonce")],
         Annotated[CustomLoss, Tag("custom")],
@@ -107,10 +113,12 @@ DataConfig = Annotated[
 
 #: Metric names a task may list, with what they measure (implemented in ``taskgraph.train.metrics``).
 METRICS: dict[str, str] = {
-    "accuracy": "share of correct predictions (argmax, or logit > 0 for one output); labels -100 are ignored",
+    "accuracy": "share of correct predictions (argmax, logit > 0 for one output, the Viterbi path of a crf head); "
+                "labels -100 are ignored",
     "macro_f1": "unweighted mean of per-class F1 scores",
     "binary_f1": "F1 of the positive class (logit > 0), e.g. boundary detection",
-    "span_f1": "span-level F1 of IOB chunks (conlleval; labels O=0, B-k=2k+1, I-k=2k+2, -100 ignored)",
+    "span_f1": "span-level F1 of IOB chunks (conlleval; labels O=0, B-k=2k+1, I-k=2k+2, -100 ignored; "
+                "a crf head's Viterbi path)",
     "mse": "mean squared error",
     "mae": "mean absolute error",
     "loss": "the task's own loss on the validation split",

@@ -214,12 +214,25 @@ class DigitPairsData(_RealDataBase):
         return tuple(data_root(name, str(Path(self.root) / name) if self.root else None) for name in ("fsdd", "mnist"))
 
 
+#: Channels of the CoNLL-2000 ``tokens`` field, in order; ``chars`` more channels follow (char ids).
+TOKEN_CHANNELS = ("word", "rare", "case", "suffix", "shape")
+#: Word case classes of the ``case`` channel (0 is padding); see ``taskgraph.train.datasets.text_features``.
+CASES = ("pad", "lower", "upper", "title", "mixed", "digits", "alnum", "other")
+
+
 class Conll2000Data(Frozen):
     """CoNLL-2000 WSJ text with POS and chunk tags: padded word ids ``x``, ``pos``, ``chunk``, ``length``.
 
     Validation is the official test file (CoNLL-2000 has no development set). Words are mapped
     with a train-only vocabulary (0 = padding, 1 = unknown); chunk tags are IOB ids in
     ``span_f1``'s encoding (O = 0, B-k = 2k+1, I-k = 2k+2); padding labels are -100.
+
+    ``features: true`` adds ``tokens`` ``(sentences, time, 5 + chars)``, the input of a
+    ``token_embedding`` module: per word its id (as ``x``), a rare flag (1 where the word occurs
+    once in the training sentences, training split only: word dropout's candidates), its case
+    class, suffix id, word-shape id (``Xxxx`` -> ``Xx``, ``1,000`` -> ``d,d``) and ``chars``
+    character ids. Suffix, shape and character ids come from the training sentences too
+    (0 = padding, 1 = unknown), so a word never seen in training still has its spelling.
     """
 
     loader: Literal["conll2000"]
@@ -230,7 +243,13 @@ class Conll2000Data(Frozen):
     max_sentences: int | None = Field(None, ge=1, description="Use only the first N training sentences (tests).")
     max_val_sentences: int | None = Field(None, ge=1, description="Use only the first N test sentences.")
     vocab_size: int = Field(20000, ge=3, description="Ids kept: the most frequent training words, plus pad and unknown.")
-    lowercase: bool = False
+    lowercase: bool = Field(False, description="Look words up lowercased (the `case` channel keeps what is lost).")
+    features: bool = Field(False, description="Add the `tokens` field (word, rare, case, suffix, shape, chars).")
+    suffix_length: int = Field(3, ge=1, le=8, description="Suffix channel: the last N letters, lowercased.")
+    suffix_vocab: int = Field(2000, ge=3, description="Suffix ids kept (most frequent in training), plus pad and unknown.")
+    shape_vocab: int = Field(500, ge=3, description="Word-shape ids kept, plus pad and unknown.")
+    chars: int = Field(0, ge=0, le=64, description="Characters per word in `tokens` (0: none); longer words keep both ends.")
+    char_vocab: int = Field(100, ge=3, description="Character ids kept, plus pad and unknown.")
 
     @property
     def feature_dim(self) -> int | None:

@@ -83,3 +83,13 @@ class InfoNCELoss(_LossBase):
     type: Literal["infonce"]
     temperature: float = Field(0.1, gt=0.0)
     symmetric: bool = True
+
+
+class CRFLoss(_LossBase):
+    """Negative log-likelihood of the gold tag path under a ``crf`` head, per labelled token.
+
+    Labels equal to ``ignore_index`` must be the padding after each sentence (masked by length).
+    """
+
+    type: Literal["crf"]
+    ignore_index: int = -100

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from taskgraph.spec.base import CUSTOM_PATTERN, Frozen, Open
+from taskgraph.spec.data import CASES
 
 Shape = tuple[int, ...]
 
@@ -123,6 +124,10 @@ class EmbeddingModule(_ModuleBase):
     vocab: int = Field(gt=1, description="Number of ids; the data's `vocab_size` (ids are < vocab).")
     dim: int = Field(gt=0)
     padding_idx: int | None = Field(0, ge=0, description="This id maps to a fixed zero vector (padding).")
+    init_scale: float | None = Field(
+        None, gt=0.0,
+        description="Initial vectors ~ N(0, init_scale^2); omitted: torch's N(0, 1), which Adam barely moves.",
+    )
 
     def output_dim(self, in_dim: int | None) -> int | None:
         return self.dim
@@ -183,3 +188,79 @@ class GradientReversalModule(_ModuleBase):
 
     def param_shapes(self, in_dim: int | None) -> dict[str, Shape] | None:
         return {}
+
+
+class TokenEmbeddingModule(_ModuleBase):
+    """Word vectors plus spelling: case, suffix, word-shape and character-CNN embeddings, side by side.
+
+    Reads the ``tokens`` field of a text loader (``conll2000`` with ``features: true``): channels
+    word, rare, case, suffix, shape, then characters. A part with width 0 is left out. Word
+    dropout replaces a rare training word (one seen once) by the unknown id with probability
+    ``word_dropout`` in training mode only, so the unknown vector is trained for test words that
+    were never seen; their spelling parts still tell them apart.
+    """
+
+    type: Literal["token_embedding"]
+    vocab: int = Field(gt=2, description="Word ids: the data's `vocab_size`.")
+    dim: int = Field(gt=0, description="Width of the word vector.")
+    init_scale: float = Field(0.1, gt=0.0, description="Initial vectors ~ N(0, init_scale^2) (every table).")
+    word_dropout: float = Field(0.0, ge=0.0, le=1.0, description="Chance a rare training word becomes unknown.")
+    unknown: int = Field(1, ge=1, description="The unknown word's id (the loader's UNK).")
+    case_dim: int = Field(0, ge=0, description=f"Case-class vector width ({len(CASES)} classes).")
+    suffix_vocab: int = Field(0, ge=0, description="Suffix ids: the data's `suffix_vocab` (0: no suffix part).")
+    suffix_dim: int = Field(0, ge=0)
+    shape_vocab: int = Field(0, ge=0, description="Word-shape ids: the data's `shape_vocab` (0: no shape part).")
+    shape_dim: int = Field(0, ge=0)
+    char_vocab: int = Field(0, ge=0, description="Character ids: the data's `char_vocab` (0: no character part).")
+    char_dim: int = Field(0, ge=0, description="Character vector width.")
+    char_filters: int = Field(0, ge=0, description="Character CNN filters (max-pooled over the word): output width.")
+    char_width: int = Field(3, ge=1, description="Character CNN window.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the concatenated vector.")
+
+    @model_validator(mode="after")
+    def _parts_complete(self) -> TokenEmbeddingModule:
+        pairs = (("suffix_vocab", "suffix_dim"), ("shape_vocab", "shape_dim"), ("char_vocab", "char_dim"),
+                 ("char_dim", "char_filters"))
+        for a, b in pairs:
+            if (getattr(self, a) > 0) != (getattr(self, b) > 0):
+                raise ValueError(f"set both `{a}` and `{b}` above 0 to use that part, or neither.")
+        return self
+
+    def output_dim(self, in_dim: int | None) -> int | None:
+        return self.dim + self.case_dim + self.suffix_dim + self.shape_dim + self.char_filters
+
+    def param_shapes(self, in_dim: int | None) -> dict[str, Shape] | None:
+        shapes: dict[str, Shape] = {"word.weight": (self.vocab, self.dim)}
+        if self.case_dim:
+            shapes["case.weight"] = (len(CASES), self.case_dim)
+        if self.suffix_dim:
+            shapes["suffix.weight"] = (self.suffix_vocab, self.suffix_dim)
+        if self.shape_dim:
+            shapes["shape.weight"] = (self.shape_vocab, self.shape_dim)
+        if self.char_dim:
+            shapes["chars.weight"] = (self.char_vocab, self.char_dim)
+            shapes["char_conv.weight"] = (self.char_filters, self.char_dim, self.char_width)
+            shapes["char_conv.bias"] = (self.char_filters,)
+        return shapes
+
+
+class CRFModule(_ModuleBase):
+    """A linear-chain CRF head: emissions from a linear layer plus tag-to-tag transition scores.
+
+    Its output is ``(batch, time, tags, tags)``: entry ``[t, i, j]`` scores tag ``i`` at ``t-1``
+    followed by ``j`` at ``t`` (at ``t = 0`` the start score of ``j``, for every ``i``). Train it
+    with ``loss: {type: crf}``; ``accuracy`` and ``span_f1`` read the Viterbi path.
+    """
+
+    type: Literal["crf"]
+    out: int = Field(gt=1, description="Number of tags.")
+
+    def output_dim(self, in_dim: int | None) -> int | None:
+        return self.out
+
+    def param_shapes(self, in_dim: int | None) -> dict[str, Shape] | None:
+        width = self.resolved_in(in_dim)
+        if width is None:
+            return None
+        k = self.out
+        return {"emit.weight": (k, width), "emit.bias": (k,), "transitions": (k, k), "start": (k,)}

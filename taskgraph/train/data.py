@@ -18,7 +18,7 @@ from taskgraph.errors import TrainError
 from taskgraph.spec.data import SyntheticShapesData
 from taskgraph.train.registry import Registry
 
-__all__ = ["Splits", "LOADERS", "load_data", "subsample"]
+__all__ = ["Splits", "LOADERS", "load_data", "subsample", "trim_padding"]
 
 Split = dict[str, torch.Tensor]
 
@@ -107,6 +107,18 @@ def subsample(split: Split, fraction: float, seed: int) -> Split:
     keep = max(1, int(round(n * fraction)))
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:keep]
     return {k: v[idx] for k, v in split.items()}
+
+
+def trim_padding(batch: Split) -> Split:
+    """Cut padded sequence fields to the longest sequence of the batch (its ``length`` field), for speed:
+    a batch of short sentences does not pay for the longest sentence of the data set."""
+    if "length" not in batch:
+        return batch
+    longest = int(batch["length"].max())
+    full = next((v.shape[1] for k, v in batch.items() if k != "length" and v.dim() >= 2), None)
+    if full is None or longest >= full:
+        return batch
+    return {k: (v[:, :longest] if k != "length" and v.dim() >= 2 and v.shape[1] == full else v) for k, v in batch.items()}
 
 
 # The real data sets register themselves in LOADERS (imported last: they import this module).

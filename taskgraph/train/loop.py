@@ -19,7 +19,7 @@ import torch
 from taskgraph.errors import TrainError
 from taskgraph.spec.models import Task
 from taskgraph.train.checkpoint import Checkpointer
-from taskgraph.train.data import Splits, load_data, subsample
+from taskgraph.train.data import Splits, load_data, subsample, trim_padding
 from taskgraph.train.losses import compute_loss, loss_function
 from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, digest, module_state, state_to_numpy
@@ -183,12 +183,14 @@ def train_node(
         splits.field("train", key, where), splits.field("val", key, where)
     x_train, y_train = train[task.input], train[task.loss.target]
     x_val, y_val = splits.val[task.input], splits.val[task.loss.target]
+    lengths = train.get("length")  # sequence data: each batch is cut to its longest sequence
 
     model = NodeModel(dict(task.modules), in_dim=x_train.shape[-1], where=where)
     frozen, lr_scale, inherited = inherit(model, request, upstream_states, where)
 
     model.to(device)
     x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
+    lengths = lengths.to(device) if lengths is not None else None
     optimizer = _optimizer(task, model, frozen, lr_scale)
     net = wrap(model) if wrap else model  # the forward used for training; evaluation uses the plain model
     cfg = task.train
@@ -227,8 +229,12 @@ def train_node(
             if epoch == start_epoch and batch < skip_batches:
                 continue  # done before the checkpoint we resumed from
             idx = order[i : i + cfg.batch_size]
-            output = net(x_train[idx])
-            loss = loss_fn(output, y_train[idx])
+            xb, yb = x_train[idx], y_train[idx]
+            if lengths is not None:
+                cut = trim_padding({"input": xb, "target": yb, "length": lengths[idx]})
+                xb, yb = cut["input"], cut["target"]
+            output = net(xb)
+            loss = loss_fn(output, yb)
             if loss is None:  # no example of this batch has a label: nothing to learn from, no update
                 if wrap is None:
                     continue

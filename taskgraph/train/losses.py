@@ -23,10 +23,12 @@ from taskgraph.spec.losses import (
     AdversarialLoss,
     BinaryCrossEntropyLoss,
     CrossEntropyLoss,
+    CRFLoss,
     CTCLoss,
     HuberLoss,
     InfoNCELoss,
 )
+from taskgraph.train.crf import crf_nll, lengths_of
 from taskgraph.train.metrics import IGNORE, match_target
 from taskgraph.train.registry import Registry
 
@@ -81,6 +83,18 @@ def _ctc(output: torch.Tensor, target: torch.Tensor, config: CTCLoss) -> torch.T
                       reduction="mean", zero_infinity=config.zero_infinity)
 
 
+@LOSSES.register("crf")
+def _crf(output: torch.Tensor, target: torch.Tensor, config: CRFLoss) -> torch.Tensor:
+    """Negative log-likelihood of the gold paths per labelled token (the scale of cross_entropy)."""
+    if output.dim() != target.dim() + 2 or output.shape[-1] != output.shape[-2]:
+        raise TrainError(
+            f"crf loss on '{config.target}': expects a crf head's (batch, time, tags, tags) output, got "
+            f"{tuple(output.shape)}. Make the head `{{type: crf, out: TAGS}}`."
+        )
+    lengths = lengths_of(target, config.ignore_index)
+    return crf_nll(output, target, lengths).sum() / lengths.sum().clamp(min=1)
+
+
 @LOSSES.register("adversarial")
 def _adversarial(output: torch.Tensor, target: torch.Tensor, config: AdversarialLoss) -> torch.Tensor:
     """Cross-entropy of the discriminator; the gradient reversal sits before it (a joint node's adversarial
@@ -118,7 +132,7 @@ def _infonce(output: torch.Tensor, target: torch.Tensor, config: InfoNCELoss) ->
 #: whole vector is). ``ctc`` is absent: its -100 pads label sequences of different lengths (the
 #: loss reads the lengths from it), and an all-padding row is an empty transcription, a label.
 ALIGNMENT = {"cross_entropy": "class", "adversarial": "class", "binary_cross_entropy": "element",
-             "mse": "element", "l1": "element", "huber": "element", "infonce": "example"}
+             "mse": "element", "l1": "element", "huber": "element", "infonce": "example", "crf": "sentence"}
 
 
 def labelled(target: torch.Tensor, config: Any) -> torch.Tensor:
@@ -153,6 +167,8 @@ def select_labelled(
         )
     elif kind == "example":
         keep = keep.reshape(len(target), -1).all(dim=1)
+    elif kind == "sentence":  # crf: the loss masks the padding after each sentence itself
+        return (output, target) if bool(keep.any()) else None
     count = int(keep.sum())  # one host sync: whether to mask, and whether anything is left
     if count == keep.numel():
         return output, target

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from taskgraph.train.crf import viterbi
 from taskgraph.train.registry import Registry
 
 __all__ = ["METRIC_FNS", "compute_metric", "predictions", "match_target", "iob_spans", "IGNORE"]
@@ -22,7 +23,10 @@ def match_target(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def predictions(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Class predictions: argmax over classes, or logit > 0 for a one-output (binary) head."""
+    """Class predictions: argmax over classes, logit > 0 for a one-output (binary) head, or the
+    Viterbi path of a ``crf`` head's potentials ``(batch, time, tags, tags)``."""
+    if output.dim() == target.dim() + 2 and target.dim() == 2:
+        return viterbi(output, (target != IGNORE).sum(dim=1))
     output = match_target(output, target)
     if output.dim() == target.dim():
         return (output > 0).long()
@@ -95,10 +99,14 @@ def iob_spans(labels: list[int]) -> set[tuple[int, int, int]]:
 def span_f1(output: torch.Tensor, target: torch.Tensor) -> float:
     """Micro F1 over chunks (conlleval's FB1 / 100): a chunk counts when its type and both ends match.
 
-    ``output`` is ``(sentences, time, tags)`` (or predicted ids), ``target`` ``(sentences, time)``
+    ``output`` is ``(sentences, time, tags)``, a crf head's potentials (decoded by Viterbi) or
+    predicted ids; ``target`` ``(sentences, time)``
     with -100 on padding, which is dropped before chunks are read.
     """
-    pred = output.argmax(dim=-1) if output.dim() == target.dim() + 1 else output
+    if output.dim() == target.dim() + 2:  # a crf head: its Viterbi paths
+        pred = predictions(output, target)
+    else:
+        pred = output.argmax(dim=-1) if output.dim() == target.dim() + 1 else output
     if target.dim() == 1:
         pred, target = pred[None], target[None]
     found = correct = gold = 0

@@ -14,10 +14,20 @@ import torch
 from torch import nn
 
 from taskgraph.errors import TrainError
-from taskgraph.spec.modules import BiLSTMModule, EmbeddingModule, GradientReversalModule, LinearModule, MLPModule, SelectModule
+from taskgraph.spec.modules import (
+    BiLSTMModule,
+    CRFModule,
+    EmbeddingModule,
+    GradientReversalModule,
+    LinearModule,
+    MLPModule,
+    SelectModule,
+    TokenEmbeddingModule,
+)
 from taskgraph.train.registry import Registry
+from taskgraph.train.text_modules import CRF, TokenEmbedding
 
-__all__ = ["MODULES", "build_module", "MLP", "BiLSTM", "GradientReversal", "reverse_gradient"]
+__all__ = ["MODULES", "build_module", "MLP", "BiLSTM", "GradientReversal", "reverse_gradient", "TokenEmbedding", "CRF"]
 
 Builder = Callable[[Any, int], nn.Module]
 MODULES: Registry[Builder] = Registry("module type")
@@ -137,7 +147,23 @@ class Select(nn.Module):
 
 @MODULES.register("embedding")
 def _embedding(config: EmbeddingModule, in_dim: int) -> nn.Module:
-    return nn.Embedding(config.vocab, config.dim, padding_idx=config.padding_idx)
+    module = nn.Embedding(config.vocab, config.dim, padding_idx=config.padding_idx)
+    if config.init_scale is not None:
+        with torch.no_grad():
+            module.weight.normal_(0.0, config.init_scale)
+            if config.padding_idx is not None:
+                module.weight[config.padding_idx].zero_()
+    return module
+
+
+@MODULES.register("token_embedding")
+def _token_embedding(config: TokenEmbeddingModule, in_dim: int) -> nn.Module:
+    return TokenEmbedding(config)
+
+
+@MODULES.register("crf")
+def _crf(config: CRFModule, in_dim: int) -> nn.Module:
+    return CRF(in_dim, config.out)
 
 
 @MODULES.register("bilstm")
@@ -159,7 +185,7 @@ def build_module(config: Any, in_dim: int | None, where: str) -> nn.Module:
     """Build one named module; user classes get their YAML keys as keyword arguments."""
     width = config.resolved_in(in_dim)
     if config.type in MODULES:
-        if width is None and config.type == "embedding":
+        if width is None and config.type in ("embedding", "token_embedding"):
             width = 0  # an embedding reads ids: it has no input width
         if width is None:
             raise TrainError(f"{where}: cannot infer the input width. Set `in:` on this module.")

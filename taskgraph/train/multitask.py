@@ -19,7 +19,7 @@ from torch import nn
 
 from taskgraph.errors import TrainError
 from taskgraph.spec.models import MultiTaskNode
-from taskgraph.train.data import Split, load_data, subsample
+from taskgraph.train.data import Split, load_data, subsample, trim_padding
 from taskgraph.train import loop
 from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, final_metrics, inherit, pick_device
 from taskgraph.train.losses import loss_function
@@ -76,15 +76,6 @@ def task_loss(output: torch.Tensor, target: torch.Tensor, config: Any, fn: Calla
     None when none has, so the task leaves this step. ``fn`` is ``loss_function(config)``, looked up
     once per node rather than on every step."""
     return (fn or loss_function(config))(output, target)
-
-
-def _trim(batch: Split) -> Split:
-    """Cut padded sequence fields to the longest sentence of the batch (``length`` field), for speed."""
-    if "length" not in batch:
-        return batch
-    longest = int(batch["length"].max())
-    full = next(v.shape[1] for k, v in batch.items() if k != "length" and v.dim() >= 2)
-    return {k: (v[:, :longest] if k != "length" and v.dim() >= 2 and v.shape[1] == full else v) for k, v in batch.items()}
 
 
 def reads_module(node: MultiTaskNode, head: Any) -> bool:
@@ -254,7 +245,7 @@ def train_joint_node(
             orders[source], cursor[source] = torch.randperm(n, generator=generator), 0
         idx = orders[source][cursor[source] : cursor[source] + size].to(device)
         cursor[source] += size
-        return _trim({k: v[idx] for k, v in train[source].items()})
+        return trim_padding({k: v[idx] for k, v in train[source].items()})
 
     steps, unlabelled, history, step_seconds = 0, 0, [], 0.0
     total_steps, next_report = cfg.epochs * steps_per_epoch, 0.0

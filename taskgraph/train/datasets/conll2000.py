@@ -4,6 +4,8 @@ Fields: ``x`` word ids (0 = padding, 1 = unknown; vocabulary from the training f
 ``pos`` POS ids, ``chunk`` IOB chunk ids in ``span_f1``'s encoding (O = 0, B-k = 2k+1,
 I-k = 2k+2, chunk types sorted by name), ``length`` tokens per sentence. Label padding is
 -100, torch's ``ignore_index``, so losses and metrics skip it. Validation is the test file.
+With ``features: true`` also ``tokens`` (word, rare, case, suffix, shape and character ids per
+word; ``taskgraph.spec.data.TOKEN_CHANNELS``), the input of a ``token_embedding`` module.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from taskgraph.errors import TrainError
 from taskgraph.spec.data import Conll2000Data, repo_path
 from taskgraph.train.data import LOADERS, Splits
+from taskgraph.train.datasets.text_features import clip_chars, id_table, suffix, word_case, word_shape
 from taskgraph.train.metrics import IGNORE
 
 __all__ = ["load_conll2000", "read_sentences", "tag_sets", "resolve_root", "PAD", "UNK", "IGNORE"]
@@ -92,6 +95,41 @@ def _tensors(sentences, vocab: dict[str, int], pos_ids: dict[str, int], type_ids
     return {"x": x, "pos": pos, "chunk": chunk, "length": length}
 
 
+class _Features:
+    """Id tables for the ``tokens`` field, built from the training sentences."""
+
+    def __init__(self, train, vocab: dict[str, int], counts: Counter, config: Conll2000Data):
+        self.vocab, self.counts, self.config = vocab, counts, config
+        words = [w for s in train for w, _, _ in s]
+        self.suffixes = id_table((suffix(w, config.suffix_length) for w in words), config.suffix_vocab)
+        self.shapes = id_table((word_shape(w) for w in words), config.shape_vocab)
+        self.chars = id_table((c for w in words for c in w), config.char_vocab) if config.chars else {}
+        self._rows: dict[tuple[str, bool], list[int]] = {}  # one computation per distinct word
+
+    def key(self, word: str) -> str:
+        return word.lower() if self.config.lowercase else word
+
+    def row(self, word: str, training: bool) -> list[int]:
+        """One word's channels; ``rare`` is set on the training split only (word dropout's candidates)."""
+        if (word, training) not in self._rows:
+            self._rows[word, training] = self._row(word, training)
+        return self._rows[word, training]
+
+    def _row(self, word: str, training: bool) -> list[int]:
+        cfg, key = self.config, self.key(word)
+        chars = [self.chars.get(c, UNK) for c in clip_chars(word, cfg.chars)] if cfg.chars else []
+        return [self.vocab.get(key, UNK), int(training and self.counts[key] == 1), word_case(word),
+                self.suffixes.get(suffix(word, cfg.suffix_length), UNK), self.shapes.get(word_shape(word), UNK),
+                *chars, *[PAD] * (cfg.chars - len(chars))]
+
+    def tensor(self, sentences, training: bool) -> torch.Tensor:
+        longest = max(len(s) for s in sentences)
+        out = torch.zeros((len(sentences), longest, 5 + self.config.chars), dtype=torch.int32)
+        for i, sentence in enumerate(sentences):
+            out[i, : len(sentence)] = torch.tensor([self.row(w, training) for w, _, _ in sentence], dtype=torch.int32)
+        return out
+
+
 @LOADERS.register("conll2000")
 def load_conll2000(config: Conll2000Data) -> Splits:
     """Train on train.txt (first ``max_sentences``), validate on test.txt (first ``max_val_sentences``)."""
@@ -106,7 +144,10 @@ def load_conll2000(config: Conll2000Data) -> Splits:
     vocab = {w: i + 2 for i, w in enumerate(words)}
     pos_ids = {p: i for i, p in enumerate(pos_tags)}
     type_ids = {t: i for i, t in enumerate(chunk_types)}
-    return Splits(
-        train=_tensors(train, vocab, pos_ids, type_ids, config.lowercase),
-        val=_tensors(test, vocab, pos_ids, type_ids, config.lowercase),
-    )
+    train_fields = _tensors(train, vocab, pos_ids, type_ids, config.lowercase)
+    val_fields = _tensors(test, vocab, pos_ids, type_ids, config.lowercase)
+    if config.features:
+        features = _Features(train, vocab, counts, config)
+        train_fields["tokens"] = features.tensor(train, training=True)
+        val_fields["tokens"] = features.tensor(test, training=False)
+    return Splits(train=train_fields, val=val_fields)
