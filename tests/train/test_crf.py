@@ -114,3 +114,10 @@ def test_span_f1_and_accuracy_read_the_viterbi_path_not_the_emissions():
     assert span_f1(potentials, target) == 1.0 and accuracy(potentials, target) == 1.0
     assert span_f1(emissions, target) == 0.0  # per-position argmax would find two wrong chunks
     assert iob_spans([1, 1]) == {(0, 0, 1), (0, 1, 2)}
+
+
+def test_a_batch_without_labels_has_no_crf_loss():
+    """The missing-labels rule of every loss: no labelled entry, no loss (the caller skips the update)."""
+    crf, x = _crf()
+    config = CRFLoss(type="crf", target="chunk")
+    assert compute_loss(crf(x), torch.full((2, 4), IGNORE), config) is None
