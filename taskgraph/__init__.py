@@ -1,7 +1,11 @@
 """taskgraph: train a graph of interdependent ML tasks on Ray, passing learned modules downstream.
 
-The Python API mirrors the CLI: ``spec = taskgraph.load(path)``, ``plan = taskgraph.plan(spec)``,
+The Python API mirrors the CLI: ``spec = taskgraph.load(path)``, ``plan = taskgraph.plan_graph(spec)``,
 ``result = taskgraph.run(spec)``. Heavy layers (Ray, torch) load only when a run starts.
+
+The planner is ``plan_graph``, not ``plan``: ``taskgraph.plan`` is the planning subpackage, and
+importing it (which ``load`` does) sets the package attribute ``plan`` to the module, so a
+function of that name would be replaced by a module the moment anything planned.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ if TYPE_CHECKING:
     from taskgraph.runner import RunResult
     from taskgraph.spec.models import Graph
 
-__all__ = ["load", "plan", "run", "TaskgraphError", "SpecError", "PlanError", "ExecutionError"]
+__all__ = ["load", "plan_graph", "run", "TaskgraphError", "SpecError", "PlanError", "ExecutionError"]
 __version__ = "0.1.0"
 
 
@@ -30,7 +34,7 @@ def load(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = 
     return spec
 
 
-def plan(spec: Graph) -> Plan:
+def plan_graph(spec: Graph) -> Plan:
     """Stages, topological order and critical path of a graph."""
     from taskgraph.plan.graph import make_plan
 
