@@ -58,12 +58,27 @@ def _load(graph: Path, overrides: list[str] | None):
     return spec, source, make_plan(spec, source)
 
 
+def _check_local_data(spec, source, address: str | None) -> None:
+    """Before Ray starts: the data sets an embedded local Ray would load must be on this machine.
+    (A cluster's workers read their own disks, so `--address`/RAY_ADDRESS runs are not checked.)"""
+    import os
+
+    from taskgraph.spec.presence import check_data_present
+
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        check_data_present(spec, source)
+
+
 @app.command()
 def validate(graph: GraphArg, set_: SetOpt = None) -> None:
     """Check a graph file: schema, names, cycles and shared-module shapes. Exit 2 with every problem."""
-    spec, _source, plan = _load(graph, set_)
+    from taskgraph.spec.presence import missing_data
+
+    spec, source, plan = _load(graph, set_)
     edges = sum(len(t.depends_on) for t in spec.tasks.values())
     _echo(f"{graph}: ok ({len(spec.tasks)} tasks, {edges} dependencies, {len(plan.stages)} stages)")
+    for issue in missing_data(spec, source):  # valid, but `run` here would stop: say so now
+        typer.echo(f"note: {issue} (`taskgraph run` on this machine refuses to start until it is there.)", err=True)
 
 
 class PlanFormat(str, Enum):
@@ -168,6 +183,7 @@ def run(
     ancestors), shell patterns, comma-separated.
     """
     spec, source, the_plan = _load(graph, set_)
+    _check_local_data(spec, source, address)
     _run_and_report(spec, source, the_plan, run_dir=run_dir, address=address, cpu_only=cpu_only,
                     fail_fast=fail_fast, num_cpus=num_cpus, only=only, from_=from_, until=until,
                     force=force, no_cache=no_cache, graph_path=graph, mlflow=mlflow, tensorboard=tensorboard,
@@ -246,6 +262,7 @@ def ablate(
     from taskgraph.runner import cpu_only as drop_gpus
 
     spec, source, the_plan = _load(graph, set_)
+    _check_local_data(spec, source, address)
     if cpu_only:
         spec = drop_gpus(spec)
     shares = _floats(fractions, "--fractions")
@@ -287,7 +304,8 @@ def affinity(
     """Measure inter-task affinity (TAG lookahead) on shared inputs and write a suggested graph."""
     from taskgraph.affinity import measure_affinity
 
-    spec, _source, _plan = _load(graph, set_)
+    spec, source, _plan = _load(graph, set_)
+    _check_local_data(spec, source, None)  # affinity trains in this process
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     report = measure_affinity(
         spec, names, shared, out_dir=output, ratio=ratio, epochs=epochs, batch_size=batch_size,
@@ -349,6 +367,7 @@ def resume(
 
     folder = RunDir.open(run_folder)
     spec, source, the_plan = _load(Path(str(folder.path)) / GRAPH, None)
+    _check_local_data(spec, source, address)
     run_root = Path(str(folder.path)).parents[1]  # <run-dir>/<graph>/<timestamp>
     _run_and_report(spec, source, the_plan, run_dir=run_root, address=address, cpu_only=cpu_only,
                     num_cpus=num_cpus, resume_dir=folder.path)

@@ -122,7 +122,7 @@ def module_dims(spec: Graph, task: Task) -> dict[str, int | None]:
     trunk's last module), so its width is their sum.
     """
     data = spec.data.get(task.data)
-    width = data.feature_dim if data is not None else None
+    width = data.field_widths().get(task.input) if data is not None else None
     dims: dict[str, int | None] = {}
     outs: dict[str, int | None] = {}
     for name, module in task.modules.items():
@@ -189,8 +189,57 @@ def _shape_mismatch(spec: Graph, upstream: str, remote: str, name: str, local: s
     return None
 
 
+def _check_input_widths(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
+    """A declared ``in:`` that differs from what feeds the module (the data field's width, known from
+    the loader config, or the previous module's output) fails at the first batch with torch's
+    "mat1 and mat2 shapes cannot be multiplied": say so now, with the width to write."""
+    problems: list[tuple[Loc, str]] = []
+    for name in sorted(spec.tasks):
+        task = spec.tasks[name]
+        data = spec.data.get(task.data)
+        width = data.field_widths().get(task.input) if data is not None else None
+        feeds = f"data source '{task.data}' gives field '{task.input}'"
+        outs: dict[str, int | None] = {}
+        for module_name, module in task.modules.items():
+            problem = _width_problem(module, width, feeds)
+            if problem:
+                problems.append((("tasks", name, "modules", module_name, problem[0]), problem[1]))
+            width = outs[module_name] = module.output_dim(module.resolved_in(width))
+            feeds = f"module '{module_name}' outputs"
+        last = list(task.modules)[-1]
+        for head_name, head in getattr(task, "heads", {}).items():
+            sources = head.input or (last,)
+            widths = [outs.get(src) for src in sources]
+            summed = None if any(w is None for w in widths) else sum(widths)  # type: ignore[arg-type]
+            feeds = f"{' + '.join(sources)} output{'s' if len(sources) == 1 else ''}"
+            problem = _width_problem(head.module, summed, feeds)
+            if problem:
+                problems.append((("tasks", name, "heads", head_name, "module", problem[0]), problem[1]))
+            outs[head_name] = head.module.output_dim(head.module.resolved_in(summed))
+    return problems
+
+
+#: Module types whose input is ids (their `in:` is not a feature width).
+_READS_IDS = frozenset({"embedding", "token_embedding"})
+
+
+def _width_problem(module: Any, width: int | None, feeds: str) -> tuple[str, str] | None:
+    """(key, message) when ``module`` cannot read input ``width`` wide; None when it can or nobody knows."""
+    if width is None or getattr(module, "type", None) in _READS_IDS:
+        return None
+    declared = getattr(module, "in_features", None)
+    if declared is not None and declared != width:
+        return "in", (f"`in: {declared}`, but {feeds} {width} values wide. Write `in: {width}`, or leave "
+                      "`in:` out to infer it.")
+    columns = getattr(module, "columns", None)
+    if columns is not None and columns[1] > width:
+        return "columns", (f"reads columns up to {columns[1]}, but {feeds} {width} values wide. "
+                           f"Keep `columns` within [0, {width}].")
+    return None
+
+
 #: Checks run in order; each returns (location, message) pairs. Add a check by appending here.
-CHECKS = (_check_cycle, _check_shared_modules)
+CHECKS = (_check_cycle, _check_input_widths, _check_shared_modules)
 
 
 def check_graph(spec: Graph, graph: nx.DiGraph | None = None) -> list[tuple[Loc, str]]:

@@ -37,6 +37,11 @@ class _DataBase(Frozen):
         """Width of the input features when known from the config alone (for shape checks)."""
         return None
 
+    def field_widths(self) -> dict[str, int]:
+        """Width of each feature field the config alone fixes, torch-free (``{"x": 64}``): ``validate``
+        checks the first module's ``in:`` against the field a task reads, before anything trains."""
+        return {} if self.feature_dim is None else {"x": self.feature_dim}
+
     def reads(self) -> tuple[Path, ...]:
         """The files or folders the loader reads: the cache key hashes them. None for generated data."""
         return ()
@@ -80,6 +85,9 @@ class CustomData(Open):
     @property
     def feature_dim(self) -> int | None:
         return None
+
+    def field_widths(self) -> dict[str, int]:
+        return {}  # only the user's code knows
 
     def reads(self) -> tuple[Path, ...]:
         """Every path-like argument (names an existing file or folder), then ``reads_files``."""
@@ -254,6 +262,9 @@ class Conll2000Data(Frozen):
     @property
     def feature_dim(self) -> int | None:
         return None  # word ids, not features: the first module is an embedding
+
+    def field_widths(self) -> dict[str, int]:
+        return {}
 
     def reads(self) -> tuple[Path, ...]:
         return (repo_path(self.root),)
