@@ -162,8 +162,8 @@ def bench_overhead(n: int):
     def empty_node(name, payload, inputs):
         state = {"w": np.zeros(4, dtype=np.float32)}
         node_dir = tmp / payload / name
-        write_node(node_dir, state, {"final": {}})
-        NodeCache(tmp / ".cache").store(f"{payload}-{name}", node_dir, {"node": name})
+        files = write_node(node_dir, state, {"final": {}})
+        NodeCache(tmp / ".cache").store(f"{payload}-{name}", node_dir, {"node": name}, files)
         return state, {}
 
     for shape in ("chain", "fan-out"):

@@ -174,7 +174,8 @@ def ablate_graph(
     if from_run is not None:
         given = _load_states(Path(from_run), upstream_needed)
     elif cache is not None:  # upstream results of an earlier `taskgraph run` or ablation, by cache key
-        given = {n: cache.load_state(keys[n]) for n in sorted(upstream_needed) if cache.has(keys[n])}
+        states = {n: cache.usable_state(keys[n], n) for n in sorted(upstream_needed)}  # a damaged one: retrained
+        given = {n: state for n, state in states.items() if state is not None}
     variants: list[tuple[str, dict[str, Any]]] = []
     variant_jobs: dict[str, NodeJob] = {}  # "as declared" is one job per node, seed and fraction, shared by its edges
     for (up, down), fraction, i, with_edge in (

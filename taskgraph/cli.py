@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from taskgraph.errors import ExecutionError, SpecError, TaskgraphError
+from taskgraph.errors import ExecutionError, SpecError, TaskgraphError, TaskgraphWarning
 
 app = typer.Typer(
     name="taskgraph",
@@ -492,8 +493,20 @@ def _job_status(job_id: str, address: str | None) -> None:
         raise typer.Exit(1)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """taskgraph's own warnings (a damaged cache entry evicted, ...) as one ``warning:`` line."""
+    if issubclass(category, TaskgraphWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors exit 2 with one message and no traceback (usage errors too)."""
+    warnings.showwarning = _show_warning
     try:
         app(args=argv, prog_name="taskgraph")  # standalone: click prints usage errors, exits 2
     except SystemExit as exc:

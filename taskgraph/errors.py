@@ -15,6 +15,7 @@ __all__ = [
     "ExecutionError",
     "TrainError",
     "ArtifactError",
+    "TaskgraphWarning",
 ]
 
 
@@ -77,3 +78,8 @@ class TrainError(TaskgraphError):
 
 class ArtifactError(TaskgraphError):
     """A run directory or cached artifact is missing or unreadable."""
+
+
+class TaskgraphWarning(UserWarning):
+    """Something was wrong but taskgraph recovered (a damaged cache entry, an unreadable checkpoint):
+    the CLI prints it as one ``warning:`` line."""

@@ -71,7 +71,7 @@ def node_job(
     finally:
         for logger in loggers:
             logger.close(ok)
-    write_node(
+    files = write_node(
         node_dir,
         out.state,
         {"node": name, **out.metrics, "inherited": out.inherited, "device": out.device, "steps": out.steps,
@@ -81,7 +81,7 @@ def node_job(
             "resumed_from_step": out.metrics.get("resumed_from_step")}
     if cache_root is not None:  # published as soon as the node is done: a killed driver loses nothing
         NodeCache(cache_root).store(key, node_dir, {**meta, "node": name, "host": socket.gethostname(),
-                                                   "trained_at": time.time()})
+                                                   "trained_at": time.time()}, files)
     return out.state, meta
 
 
@@ -214,13 +214,14 @@ def run_graph(
     not read ``resources``, so it stays valid under ``use_cpu_only``.
     """
     from taskgraph.execute.records import NodeRecord
-    from taskgraph.incremental import decide
+    from taskgraph.incremental import decide_and_load
 
     if use_cpu_only:
         spec = cpu_only(spec)
     plan = plan or make_plan(spec, source)
     cache = NodeCache.for_run_root(run_root) if use_cache and not store.is_remote(run_root) else None
-    selection = decide(spec, plan, cache, only=only, from_=from_, until=until, force=force)
+    selection, loaded = decide_and_load(spec, plan, cache, {n: _inputs_of(spec, n) for n in plan.order},
+                                        only=only, from_=from_, until=until, force=force)
     run_dir = RunDir.open(resume_dir) if resume_dir else RunDir.create(run_root, spec.name)
     observers = RunObservers(run_dir, spec.name, {n: plan.nodes[n].upstream for n in plan.order}, on_progress,
                              tensorboard=tensorboard, mlflow_uri=mlflow_uri)
@@ -260,7 +261,6 @@ def run_graph(
 
     records: dict[str, Any] = {}
     given: dict[str, Any] = {}
-    needed = {up for name in selection.to_run for up in _inputs_of(spec, name)}
     waited_on = {up for name in selection.to_run for up in plan.nodes[name].upstream}
     for name in plan.order:
         if name in selection.cached:
@@ -268,7 +268,7 @@ def run_graph(
             records[name] = NodeRecord(name, status="cached", host=meta.get("host"), meta=meta)
             state["nodes"][name] = entry(records[name])
             if name in waited_on:
-                given[name] = cache.load_state(selection.keys[name]) if name in needed else None
+                given[name] = loaded.get(name)  # None: an order-only edge, nothing inherited
             if on_update:
                 on_update(records[name])
     run_dir.write_run(state)

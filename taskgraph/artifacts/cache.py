@@ -1,9 +1,15 @@
 """The result cache: finished nodes stored by cache key, shared by every run under one ``--run-dir``.
 
-Layout: ``<run-dir>/.cache/nodes/<key[:2]>/<key>/`` with ``params.safetensors``, ``metrics.json``
-and ``node.json`` (what the run record needs). An entry is created by renaming a complete temp
-folder into place, so it is either whole or absent. Run folders hard-link the cached files (a
-copy where links are impossible), so a cached node costs no disk and no copy.
+Layout: ``<run-dir>/.cache/nodes/<key[:2]>/<key>/`` with ``params.safetensors``, ``metrics.json``,
+``node.json`` (what the run record needs) and ``manifest.json`` (each file's sha256 and size,
+recorded when it was written). An entry is created by renaming a complete temp folder into place,
+so it is either whole or absent. Run folders hard-link the cached files (a copy where links are
+impossible), so a cached node costs no disk and no copy; the files are sealed read-only and never
+written again (``artifacts.store``), so no run can change another run's artifacts.
+
+Entries are verified on use: ``check`` (sizes, and the small JSON files in full) before a node is
+called cached, the parameters' digest whenever they are read for a downstream node. A damaged
+entry is reported (one line naming the node and the file), evicted and its node recomputed.
 """
 
 from __future__ import annotations
@@ -11,25 +17,24 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from taskgraph.artifacts.files import atomic_write_json, load_params, read_json
-from taskgraph.artifacts.rundir import METRICS, PARAMS
+from taskgraph.artifacts import store
+from taskgraph.artifacts.files import params_from_bytes, read_json
+from taskgraph.artifacts.manifest import (
+    MANIFEST, DamagedArtifact, Digest, IntegrityWarning, check_sizes, digest, read_manifest, read_verified,
+)
+from taskgraph.artifacts.rundir import METRICS, NODE_FILES, PARAMS
 
 __all__ = ["NodeCache", "NODE_META"]
 
 NODE_META = "node.json"
-_FILES = (PARAMS, METRICS, NODE_META)
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+_FILES = (*NODE_FILES, NODE_META)
 
 
 class NodeCache:
@@ -41,8 +46,6 @@ class NodeCache:
     @classmethod
     def for_run_root(cls, run_root: str | os.PathLike[str]) -> NodeCache:
         """The cache of a local ``--run-dir`` (``file://`` URLs included)."""
-        from taskgraph.artifacts import store
-
         return cls(Path(store.normalize(run_root)) / ".cache")
 
     def entry(self, key: str) -> Path:
@@ -52,22 +55,68 @@ class NodeCache:
         """Where an unfinished node keeps its checkpoints (survives a killed worker or driver)."""
         return self.root / "partial" / key
 
-    def has(self, key: str) -> bool:
+    def check(self, key: str) -> DamagedArtifact | None:
+        """What is wrong with a present entry (None when it is sound): the manifest lists every file,
+        every size matches, and ``node.json`` and ``metrics.json`` (small) match their digests.
+        The parameters' digest is checked when they are read (``load_state``)."""
         entry = self.entry(key)
-        return all((entry / f).is_file() for f in _FILES)
+        try:
+            manifest = read_manifest(entry, _FILES)
+            check_sizes(entry, manifest, _FILES)
+            for name in (NODE_META, METRICS):
+                read_verified(entry / name, manifest[name])
+        except DamagedArtifact as exc:
+            return exc
+        return None
 
-    def store(self, key: str, node_dir: str | os.PathLike[str], meta: dict[str, Any]) -> None:
-        """Publish a finished node's artifacts under its key (first writer wins; links, no copies)."""
-        if self.has(key):
-            return
+    def present(self, key: str) -> bool:
+        """An entry folder exists (sound or not: ``check`` says which)."""
+        return self.entry(key).is_dir()
+
+    def has(self, key: str) -> bool:
+        """A sound entry exists."""
+        return self.present(key) and self.check(key) is None
+
+    def evict(self, key: str, node: str, damage: DamagedArtifact) -> None:
+        """Report a damaged entry in one line and remove it, so its node is recomputed.
+
+        Renamed aside first, so no reader ever sees half an entry; run folders that link its
+        files keep theirs (the links are separate names).
+        """
+        warnings.warn(f"node '{node}': cached result {damage.path} is damaged ({damage.what}); "
+                      "evicted it, the node will be recomputed.", IntegrityWarning, stacklevel=2)
+        entry = self.entry(key)
+        aside = entry.with_name(f".evicted-{key[:12]}-{uuid.uuid4().hex[:8]}")
+        try:
+            os.rename(entry, aside)
+        except OSError:
+            return  # already gone: another run evicted it first
+        shutil.rmtree(aside, ignore_errors=True)
+
+    def store(self, key: str, node_dir: str | os.PathLike[str], meta: dict[str, Any], files: dict[str, Digest]) -> None:
+        """Publish a finished node's artifacts under its key (first writer wins; links, no copies).
+
+        ``files`` is the node's manifest as ``write_node`` returned it: digests of the bytes
+        written, so nothing is read back here.
+        """
+        if self.present(key):
+            damage = self.check(key)
+            if damage is None:
+                return
+            self.evict(key, str(meta.get("node", "?")), damage)
         node_dir = Path(node_dir)
         entry = self.entry(key)
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{key[:12]}."))
         try:
-            for name in (PARAMS, METRICS):
-                _link_or_copy(node_dir / name, tmp / name)
-            atomic_write_json(tmp / NODE_META, meta)
+            for name in NODE_FILES:
+                store.replace_link(node_dir / name, tmp / name)
+            check_sizes(tmp, files, NODE_FILES)  # the files linked are the files written
+            meta_data = store.json_bytes(meta)
+            store.write_bytes(tmp / NODE_META, meta_data)
+            store.write_json(tmp / MANIFEST, {**{n: files[n] for n in NODE_FILES}, NODE_META: digest(meta_data)})
+            for name in (*_FILES, MANIFEST):
+                store.seal(tmp / name)
             try:
                 os.rename(tmp, entry)
             except OSError:  # another worker published the same key first: same content
@@ -78,21 +127,49 @@ class NodeCache:
         shutil.rmtree(self.partial(key), ignore_errors=True)
 
     def restore(self, key: str, node_dir: str | os.PathLike[str]) -> dict[str, Any]:
-        """Place a cached node's artifacts into a run folder; returns its stored meta."""
+        """Place a cached node's artifacts into a run folder; returns its stored meta.
+
+        Each file becomes a new name of the cached one (replacing any leftover of an interrupted
+        try by a rename), and the folder gets the node's manifest, so it is checked when read.
+        """
+        meta = self.meta(key)
         node_dir = Path(node_dir)
         node_dir.mkdir(parents=True, exist_ok=True)
         entry = self.entry(key)
-        for name in (PARAMS, METRICS):
-            target = node_dir / name
-            if not target.exists():
-                _link_or_copy(entry / name, target)
-        return self.meta(key)
+        manifest = read_manifest(entry, _FILES)
+        for name in (PARAMS, MANIFEST, METRICS):  # as write_node: metrics last
+            if name == MANIFEST:
+                store.write_json(node_dir / MANIFEST, {n: manifest[n] for n in NODE_FILES})
+            else:
+                store.replace_link(entry / name, node_dir / name)
+        return meta
 
     def meta(self, key: str) -> dict[str, Any]:
-        return read_json(self.entry(key) / NODE_META)
+        """The entry's ``node.json``, verified against its manifest."""
+        import json
+
+        entry = self.entry(key)
+        return json.loads(read_verified(entry / NODE_META, read_manifest(entry, _FILES)[NODE_META]))
 
     def load_state(self, key: str) -> dict[str, np.ndarray]:
-        return load_params(self.entry(key) / PARAMS)
+        """The cached parameters, hashed as they are read: ``DamagedArtifact`` unless they are the
+        bytes that were stored, so no node ever inherits damaged weights."""
+        entry = self.entry(key)
+        data = read_verified(entry / PARAMS, read_manifest(entry, _FILES)[PARAMS])
+        return params_from_bytes(data)
+
+    def usable_state(self, key: str, node: str) -> dict[str, np.ndarray] | None:
+        """``load_state`` for a sound entry; None (after evicting a damaged one) otherwise."""
+        if not self.present(key):
+            return None
+        damage = self.check(key)
+        if damage is None:
+            try:
+                return self.load_state(key)
+            except DamagedArtifact as exc:
+                damage = exc
+        self.evict(key, node, damage)
+        return None
 
     # The index remembers each graph node's last key, so `status` can say *why* a node reruns.
     def _index_path(self, graph: str) -> Path:
@@ -100,7 +177,13 @@ class NodeCache:
 
     def last_keys(self, graph: str) -> dict[str, str]:
         path = self._index_path(graph)
-        return read_json(path) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            keys = read_json(path)
+        except Exception:  # noqa: BLE001 - a damaged index only loses the "why" of status
+            return {}
+        return keys if isinstance(keys, dict) else {}
 
     def remember(self, graph: str, keys: dict[str, str]) -> None:
-        atomic_write_json(self._index_path(graph), {**self.last_keys(graph), **keys})
+        store.write_json(self._index_path(graph), {**self.last_keys(graph), **keys})

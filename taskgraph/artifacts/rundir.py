@@ -1,7 +1,9 @@
 """The run directory: ``<run-dir>/<graph>/<timestamp>/`` with the graph, ``run.json`` and a folder per node.
 
-Per node: ``params.safetensors`` then ``metrics.json``. Metrics go last, so a node folder with
-``metrics.json`` is complete; anything else is an interrupted write and is never trusted.
+Per node: ``params.safetensors``, ``manifest.json`` (each file's sha256 and size, from the bytes
+written: ``artifacts.manifest``), then ``metrics.json``. Metrics go last, so a node folder with
+``metrics.json`` is complete; anything else is an interrupted write and is never trusted. Reads
+check the manifest: a file that changed since it was written is an error, not a result.
 ``<run-dir>`` is a local path or an fsspec URL (``artifacts.store``): on a cluster, a store every
 Ray node reaches.
 """
@@ -17,18 +19,28 @@ from typing import Any
 import numpy as np
 
 from taskgraph.artifacts import store
-from taskgraph.artifacts.files import atomic_write_json, atomic_write_text, load_params, read_json, save_params
+from taskgraph.artifacts.files import atomic_write_json, atomic_write_text, params_bytes, params_from_bytes, read_json
+from taskgraph.artifacts.manifest import MANIFEST, Digest, check_sizes, digest, read_manifest, read_verified
 from taskgraph.errors import ArtifactError
 
-__all__ = ["RunDir", "write_node", "PARAMS", "METRICS", "RUN", "GRAPH"]
+__all__ = ["RunDir", "write_node", "PARAMS", "METRICS", "RUN", "GRAPH", "NODE_FILES"]
 
 PARAMS, METRICS, RUN, GRAPH = "params.safetensors", "metrics.json", "run.json", "graph.yaml"
+#: The files of a finished node, as its manifest lists them.
+NODE_FILES = (PARAMS, METRICS)
 
 
-def write_node(node_dir: str | os.PathLike[str], state: dict[str, np.ndarray], metrics: dict[str, Any]) -> None:
-    """Write one node's artifacts: parameters first, metrics last (the completion marker)."""
-    save_params(store.join(node_dir, PARAMS), state)
-    atomic_write_json(store.join(node_dir, METRICS), metrics)
+def write_node(
+    node_dir: str | os.PathLike[str], state: dict[str, np.ndarray], metrics: dict[str, Any]
+) -> dict[str, Digest]:
+    """Write one node's artifacts: parameters, the manifest, metrics last (the completion marker).
+    Returns the manifest (digests of the bytes written, not read back)."""
+    params, metrics_data = params_bytes(state), store.json_bytes(metrics)
+    manifest = {PARAMS: digest(params), METRICS: digest(metrics_data)}
+    store.write_bytes(store.join(node_dir, PARAMS), params)
+    store.write_json(store.join(node_dir, MANIFEST), manifest)
+    store.write_bytes(store.join(node_dir, METRICS), metrics_data)
+    return manifest
 
 
 @dataclass(frozen=True)
@@ -77,14 +89,38 @@ class RunDir:
     def node_complete(self, name: str) -> bool:
         return store.exists(store.join(self.path, name, METRICS)) and store.exists(store.join(self.path, name, PARAMS))
 
-    def read_metrics(self, name: str) -> dict[str, Any]:
-        path = store.join(self.path, name, METRICS)
+    def manifest(self, name: str) -> dict[str, Digest] | None:
+        """The node's manifest, or None for a node written before manifests existed."""
+        if not store.exists(store.join(self.path, name, MANIFEST)):
+            return None
+        return read_manifest(self.node_dir(name), NODE_FILES)
+
+    def verify_node(self, name: str) -> dict[str, Digest]:
+        """Check a finished node's files in full against its manifest (``DamagedArtifact`` if not)."""
+        manifest = read_manifest(self.node_dir(name), NODE_FILES)
+        check_sizes(self.node_dir(name), manifest, NODE_FILES)
+        for file in NODE_FILES:
+            read_verified(store.join(self.path, name, file), manifest[file])
+        return manifest
+
+    def _read(self, name: str, file: str) -> bytes:
+        path = store.join(self.path, name, file)
         if not store.exists(path):
-            raise ArtifactError(f"node '{name}' has no {METRICS} in {self.path}: it did not finish.")
-        return read_json(path)
+            raise ArtifactError(f"node '{name}' has no {file} in {self.path}: it did not finish.")
+        manifest = self.manifest(name)
+        return store.read_bytes(path) if manifest is None else read_verified(path, manifest[file])
+
+    def read_metrics(self, name: str) -> dict[str, Any]:
+        import json
+
+        try:
+            return json.loads(self._read(name, METRICS))
+        except ValueError:
+            raise ArtifactError(f"{store.join(self.path, name, METRICS)} is damaged: not valid JSON.") from None
 
     def read_params(self, name: str) -> dict[str, np.ndarray]:
-        path = store.join(self.path, name, PARAMS)
-        if not store.exists(path):
-            raise ArtifactError(f"node '{name}' has no {PARAMS} in {self.path}: it did not finish.")
-        return load_params(path)
+        data = self._read(name, PARAMS)
+        try:
+            return params_from_bytes(data)
+        except Exception as exc:  # noqa: BLE001 - safetensors' own error type
+            raise ArtifactError(f"{store.join(self.path, name, PARAMS)} is damaged: {exc}") from None

@@ -6,6 +6,12 @@ function takes a *location*: a local path (``str``/``PathLike``; ``file://`` URL
 or a URL string. Local writes stay atomic (temp file + ``os.replace``); an object store's single
 PUT is atomic by itself, and other fsspec backends write a temp name and move it.
 
+Immutability is a property of the store: a file, once written, is never opened for writing
+again. Every write creates a new file and renames it over the name, so a file hard-linked into
+other folders (the result cache links its files into every run folder that uses them) is never
+changed through one of its names; ``seal`` marks a published file read-only (0o444), as the cache
+does for every file it stores. This is the lowest artifacts module: it imports no other.
+
 fsspec is imported only for URLs; cloud backends need their package on every machine
 (``s3fs`` for s3://, ``gcsfs`` for gs://): the error says which.
 """
@@ -14,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Union
@@ -22,7 +30,8 @@ from taskgraph.errors import ArtifactError
 
 __all__ = [
     "Location", "is_remote", "normalize", "join", "write_bytes", "write_text", "write_json",
-    "read_bytes", "read_text", "read_json", "exists", "listdir", "makedirs", "remove",
+    "read_bytes", "read_text", "read_json", "exists", "listdir", "makedirs", "remove", "seal", "replace_link",
+    "size", "json_bytes",
 ]
 
 Location = Union[str, "os.PathLike[str]"]
@@ -73,9 +82,7 @@ def write_bytes(location: Location, data: bytes) -> Path | str:
     """Write ``data`` so that readers never see half of it; parent folders are created."""
     target = normalize(location)
     if isinstance(target, Path):
-        from taskgraph.artifacts.files import atomic_write_bytes
-
-        return atomic_write_bytes(target, data)
+        return _write_local(target, data)
     fs, path = _fs(target)
     parent = path.rsplit("/", 1)[0]
     if parent:
@@ -89,6 +96,49 @@ def write_bytes(location: Location, data: bytes) -> Path | str:
     return target
 
 
+def _write_local(path: Path, data: bytes) -> Path:
+    """A new file beside ``path``, synced, then renamed over it: never an in-place write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def seal(location: Location) -> None:
+    """Make a stored file read-only (0o444): its bytes are shared and must never change.
+    Object stores have no modes; their objects are replaced whole anyway."""
+    target = normalize(location)
+    if isinstance(target, Path):
+        os.chmod(target, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+
+
+def replace_link(source: Path, target: Path) -> None:
+    """Make ``target`` another name of ``source`` (a hard link; a copy where links are impossible),
+    replacing whatever ``target`` was by a rename, never by writing into it."""
+    import shutil
+
+    if target.exists() and os.path.samefile(source, target):
+        return
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _protocols(fs: Any) -> tuple[str, ...]:
     return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
 
@@ -97,8 +147,14 @@ def write_text(location: Location, text: str) -> Path | str:
     return write_bytes(location, text.encode("utf-8"))
 
 
+def json_bytes(obj: Any) -> bytes:
+    """JSON as every taskgraph file is written (sorted keys, indented): one format, so a digest
+    taken from these bytes before writing is the digest of the file."""
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+
+
 def write_json(location: Location, obj: Any) -> Path | str:
-    return write_text(location, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return write_bytes(location, json_bytes(obj))
 
 
 def read_bytes(location: Location) -> bytes:
@@ -117,7 +173,12 @@ def read_text(location: Location) -> str:
 
 
 def read_json(location: Location) -> Any:
-    return json.loads(read_bytes(location))
+    """Parsed JSON; a damaged (truncated, overwritten) file is an ``ArtifactError`` naming it."""
+    data = read_bytes(location)
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise ArtifactError(f"{normalize(location)} is damaged: not valid JSON ({exc}).") from None
 
 
 def exists(location: Location) -> bool:
@@ -126,6 +187,17 @@ def exists(location: Location) -> bool:
         return target.exists()
     fs, path = _fs(target)
     return fs.exists(path)
+
+
+def size(location: Location) -> int:
+    """The size of a file in bytes (``FileNotFoundError`` when absent)."""
+    target = normalize(location)
+    if isinstance(target, Path):
+        return target.stat().st_size
+    fs, path = _fs(target)
+    if not fs.exists(path):
+        raise FileNotFoundError(target)
+    return int(fs.size(path))
 
 
 def listdir(location: Location) -> list[str]:

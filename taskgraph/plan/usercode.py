@@ -72,7 +72,8 @@ def module_file(module: str) -> Path | None:
             if spec is None or not spec.submodule_search_locations:
                 spec = None
                 break
-            spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), list(spec.submodule_search_locations))
+            folders = list(spec.submodule_search_locations)
+            spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), folders)
     except (ImportError, ValueError):
         spec = None
     if spec is None:

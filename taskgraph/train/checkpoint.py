@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from taskgraph.errors import TaskgraphWarning
 
 __all__ = ["Checkpointer", "CheckpointWarning", "flatten", "unflatten"]
 
@@ -32,7 +35,7 @@ _META_KEY = "taskgraph.checkpoint"
 _FORMAT = 1
 
 
-class CheckpointWarning(UserWarning):
+class CheckpointWarning(TaskgraphWarning):
     """A checkpoint was unreadable or did not fit its node: it was removed and the node restarted."""
 
 
@@ -109,12 +112,17 @@ class Checkpointer:
         tensors, text = flatten(state)
         data = save(tensors, metadata={_META_KEY: text})
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{FILE}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:  # a new file, renamed over the old one: never written in place
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        # a new file (O_EXCL: never one planted under the temp name), renamed over the old one
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{FILE}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None (no checkpoint, or a damaged one, which is reported and removed)."""
@@ -165,7 +173,9 @@ class Checkpointer:
         """Report an unusable checkpoint (node and file named) and remove it."""
         assert self.path is not None
         reason = why if isinstance(why, str) else f"{type(why).__name__}: {why}"
-        self.discarded = f"checkpoint {self.path} of node '{self.node}' is unreadable ({reason}); removed, training from scratch"
+        self.discarded = (
+            f"checkpoint {self.path} of node '{self.node}' is unreadable ({reason}); removed, training from scratch"
+        )
         warnings.warn(self.discarded, CheckpointWarning, stacklevel=3)
         self.path.unlink(missing_ok=True)
 
@@ -182,7 +192,8 @@ def _check(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim
         len(g["params"]) != len(s["params"]) for g, s in zip(groups, optim["param_groups"])
     ):
         raise ValueError("its optimizer groups do not match this node's")
-    params = dict(zip((i for g in optim["param_groups"] for i in g["params"]), (p for g in groups for p in g["params"])))
+    ids = (i for g in optim["param_groups"] for i in g["params"])
+    params = dict(zip(ids, (p for g in groups for p in g["params"])))
     for pid, entry in optim["state"].items():
         for name, value in entry.items():
             if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != params[pid].shape:

@@ -1,0 +1,117 @@
+"""A damaged cache entry is found, evicted and recomputed, never served; resume reuses verified
+run-folder artifacts when the cache is gone. Real local Ray, no mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import taskgraph
+from taskgraph.artifacts import load_params
+from taskgraph.artifacts.cache import NODE_META, NodeCache
+from taskgraph.artifacts.manifest import IntegrityWarning
+from taskgraph.artifacts.rundir import METRICS, PARAMS
+from taskgraph.train.model import digest, module_state
+from tests.artifacts.test_integrity import flip_byte, truncate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GRAPH = """
+name: integ
+data:
+  shapes: {loader: synthetic_shapes, n: 200, dim: 8, classes: 4}
+defaults:
+  train: {epochs: 1, batch_size: 64}
+tasks:
+  a: {data: shapes, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
+  b: {data: shapes, depends_on: {a: {share: [encoder]}}, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 1}}, loss: {type: mse, target: parity}}
+  c: {data: shapes, depends_on: {b: {share: [encoder]}}, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 1}}, loss: {type: mse, target: coarse}}
+"""
+
+
+def statuses(result):
+    return {name: record.status for name, record in result.records.items()}
+
+
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {f"{n}/{f}": (run_dir / n / f).read_bytes() for n in "abc" for f in (PARAMS, METRICS)}
+
+
+@pytest.fixture
+def first(ray_local, write_graph, tmp_path):
+    """One finished run: (graph path, run root, its run folder, its files' bytes, the keys)."""
+    path, runs = write_graph(GRAPH), tmp_path / "runs"
+    result = taskgraph.run(taskgraph.load(path), run_root=runs)
+    assert statuses(result) == dict.fromkeys("abc", "done")
+    keys = json.loads((result.run_dir / "run.json").read_text())["keys"]
+    return path, runs, result.run_dir, snapshot(result.run_dir), keys
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("file", "damage"), [(PARAMS, truncate), (NODE_META, truncate), (METRICS, truncate), (NODE_META, flip_byte)]
+)
+def test_damaged_entry_is_evicted_and_recomputed(first, file, damage):
+    path, runs, run_dir, before, keys = first
+    cache = NodeCache.for_run_root(runs)
+    damage(cache.entry(keys["a"]) / file)
+    with pytest.warns(IntegrityWarning, match=rf"node 'a': cached result .*/{file} is damaged"):
+        again = taskgraph.run(taskgraph.load(path), run_root=runs)
+    assert statuses(again) == {"a": "done", "b": "cached", "c": "cached"}
+    assert snapshot(run_dir) == before  # the first run's files, linked to the entry, are unchanged
+    assert cache.has(keys["a"])  # the recomputed result replaced the damaged one
+    assert (again.run_dir / "a" / PARAMS).read_bytes() == before["a/" + PARAMS]  # training is deterministic
+
+
+@pytest.mark.slow
+def test_downstream_never_receives_damaged_weights(first):
+    """Header intact, same size, other bytes: caught when b reads a's parameters; a is recomputed first."""
+    path, runs, run_dir, before, keys = first
+    cache = NodeCache.for_run_root(runs)
+    params = cache.entry(keys["a"]) / PARAMS
+    flip_byte(params, at=inside(params, "encoder."))
+    damaged = digest(module_state(load_params(cache.entry(keys["a"]) / PARAMS), "encoder"))
+    with pytest.warns(IntegrityWarning, match=rf"node 'a': cached result .*/{PARAMS} is damaged \(its sha256"):
+        again = taskgraph.run(taskgraph.load(path), run_root=runs, force="b")
+    assert statuses(again) == {"a": "done", "b": "done", "c": "cached"}
+    inherited = again.records["b"].meta["inherited"][0]["sha256"]
+    assert inherited != damaged
+    assert inherited == digest(module_state(load_params(run_dir / "a" / PARAMS), "encoder"))
+    assert snapshot(run_dir) == before
+
+
+def inside(path: Path, prefix: str) -> int:
+    """Offset of a byte inside the first tensor whose name starts with ``prefix`` (safetensors layout:
+    8-byte header length, JSON header, then the data)."""
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    name = min(k for k in header if k.startswith(prefix))
+    return 8 + size + header[name]["data_offsets"][0] + 1
+
+
+def cli(*args):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "taskgraph", *args], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+@pytest.mark.slow
+def test_status_does_not_call_a_damaged_entry_cached_and_run_recovers(first):
+    path, runs, run_dir, before, keys = first
+    cache = NodeCache.for_run_root(runs)
+    truncate(cache.entry(keys["b"]) / NODE_META)
+    status = cli("status", str(path), "--run-dir", str(runs))
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+    assert f"warning: node 'b': cached result {cache.entry(keys['b'])}/{NODE_META} is damaged" in status.stderr
+    line = next(line for line in status.stdout.splitlines() if line.startswith("b "))
+    assert " run " in line and "cached result damaged" in line
+    assert "1 to train, 2 cached" in status.stdout
+    run = cli("run", str(path), "--run-dir", str(runs), "--num-cpus", "2")
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stdout + run.stderr
+    assert "done     b" in run.stdout and "cached   a" in run.stdout and "cached   c" in run.stdout
+    assert snapshot(run_dir) == before
