@@ -220,6 +220,8 @@ def run_graph(
         spec = cpu_only(spec)
     plan = plan or make_plan(spec, source)
     cache = NodeCache.for_run_root(run_root) if use_cache and not store.is_remote(run_root) else None
+    if resume_dir and cache is not None:  # the folder's finished nodes count even if the cache was deleted
+        _adopt_finished(spec, plan, RunDir.open(resume_dir), cache)
     selection, loaded = decide_and_load(spec, plan, cache, {n: _inputs_of(spec, n) for n in plan.order},
                                         only=only, from_=from_, until=until, force=force)
     run_dir = RunDir.open(resume_dir) if resume_dir else RunDir.create(run_root, spec.name)
@@ -301,6 +303,16 @@ def run_graph(
     run_dir.write_run(state)
     observers.finish(state, ok=state["status"] == "done")
     return RunResult(run_dir.path, records, state["ended_at"] - started)
+
+
+def _adopt_finished(spec: Graph, plan: Plan, run_dir: RunDir, cache: NodeCache) -> None:
+    """Put the run folder's verified finished nodes (same key as when they ran) back in the cache."""
+    from taskgraph.plan.keys import node_keys
+
+    before = run_dir.read_run().get("keys") or {}
+    for name, key in node_keys(spec, plan).items():
+        if before.get(name) == key:
+            cache.adopt(key, run_dir, name)
 
 
 def _inputs_of(spec: Graph, name: str) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,24 @@ def test_status_does_not_call_a_damaged_entry_cached_and_run_recovers(first):
     assert run.returncode == 0 and "Traceback" not in run.stderr, run.stdout + run.stderr
     assert "done     b" in run.stdout and "cached   a" in run.stdout and "cached   c" in run.stdout
     assert snapshot(run_dir) == before
+
+
+@pytest.mark.slow
+def test_resume_without_cache_reuses_verified_folder_artifacts(first):
+    """The cache is deleted and c never finished: resume takes a and b from the folder (after
+    checking their digests) and trains c only; a damaged b is retrained instead."""
+    path, runs, run_dir, before, keys = first
+    shutil.rmtree(runs / ".cache")
+    (run_dir / "c" / METRICS).unlink()
+    resumed = taskgraph.run(taskgraph.load(run_dir / "graph.yaml"), run_root=runs, resume_dir=run_dir)
+    assert statuses(resumed) == {"a": "cached", "b": "cached", "c": "done"}
+    assert {k: v for k, v in snapshot(run_dir).items() if not k.startswith("c/")} == {
+        k: v for k, v in before.items() if not k.startswith("c/")
+    }
+
+    shutil.rmtree(runs / ".cache")
+    flip_byte(run_dir / "b" / PARAMS)
+    with pytest.warns(IntegrityWarning, match=rf"node 'b': .*b/{PARAMS} is damaged"):
+        again = taskgraph.run(taskgraph.load(run_dir / "graph.yaml"), run_root=runs, resume_dir=run_dir)
+    assert statuses(again) == {"a": "cached", "b": "done", "c": "cached"}  # c: its folder files verify
+    assert (run_dir / "b" / PARAMS).read_bytes() == before["b/" + PARAMS]  # retrained, deterministic

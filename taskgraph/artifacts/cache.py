@@ -29,7 +29,7 @@ from taskgraph.artifacts.files import params_from_bytes, read_json
 from taskgraph.artifacts.manifest import (
     MANIFEST, DamagedArtifact, Digest, IntegrityWarning, check_sizes, digest, read_manifest, read_verified,
 )
-from taskgraph.artifacts.rundir import METRICS, NODE_FILES, PARAMS
+from taskgraph.artifacts.rundir import METRICS, NODE_FILES, PARAMS, RunDir
 
 __all__ = ["NodeCache", "NODE_META"]
 
@@ -125,6 +125,29 @@ class NodeCache:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(self.partial(key), ignore_errors=True)
+
+    def adopt(self, key: str, run_dir: RunDir, name: str) -> bool:
+        """Publish node ``name`` of a run folder under ``key`` when its files are complete and match
+        the folder's manifest in full (``taskgraph resume`` after the cache was deleted: nothing
+        finished is retrained). A damaged node is reported and left to retrain; returns whether
+        the node was adopted. The caller checks that ``key`` is the key the folder's node had.
+        """
+        if self.has(key):
+            return True
+        if not run_dir.node_complete(name) or not store.exists(store.join(run_dir.node_dir(name), MANIFEST)):
+            return False  # unfinished, or written before manifests: nothing to verify it against
+        try:
+            files = run_dir.verify_node(name)
+            metrics = run_dir.read_metrics(name)
+        except DamagedArtifact as damage:
+            warnings.warn(f"node '{name}': {damage.path} is damaged ({damage.what}); the node will be retrained.",
+                          IntegrityWarning, stacklevel=2)
+            return False
+        record = (run_dir.read_run().get("nodes") or {}).get(name) or {}
+        meta = {k: metrics.get(k) for k in ("final", "inherited", "device", "steps", "resumed_from_step")}
+        self.store(key, run_dir.node_dir(name), {**meta, "node": name, "host": record.get("host"),
+                                                 "trained_at": record.get("ended_at")}, files)
+        return self.has(key)
 
     def restore(self, key: str, node_dir: str | os.PathLike[str]) -> dict[str, Any]:
         """Place a cached node's artifacts into a run folder; returns its stored meta.
