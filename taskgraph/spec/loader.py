@@ -273,7 +273,7 @@ def _translate(error: dict[str, Any], source: SourceMap) -> list[SpecIssue]:
                 for line, column in [source.key_position(loc[:-1])]]
     if kind == "value_error" and isinstance(error.get("ctx", {}).get("error"), NameProblems):
         # Locations are relative to the model that raised them (the graph, or one joint node).
-        return [source.issue((*loc, *p_loc), msg, at_key=p_loc[-2:-1] == ("depends_on",))
+        return [source.issue((*loc, *p_loc), msg, at_key=p_loc[-2:-1] == ("depends_on",) or _names_a_task(p_loc))
                 for p_loc, msg in error["ctx"]["error"].problems]
     if kind == "extra_forbidden":
         model = _model_at(loc)
@@ -337,6 +337,11 @@ def _pattern_message(value: str, pattern: str) -> str:
         options = choices.group(1).split("|")
         return f"unknown value '{shown}'.{suggest(value, options)}"
     return f"'{shown}' has the wrong form (expected text matching {pattern})."
+
+
+def _names_a_task(loc: Loc) -> bool:
+    """A problem with a task's name itself (``tasks.NAME``): point at the name, not its body."""
+    return len(loc) == 2 and loc[0] == "tasks"
 
 
 def _tag_field(loc: Loc, ctx: dict[str, Any]) -> str:
