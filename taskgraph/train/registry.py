@@ -26,6 +26,11 @@ def import_ref(ref: str) -> object:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise TrainError(f"cannot import '{module_name}' for '{ref}': {exc}. Is it installed on every worker?") from exc
+    except Exception as exc:  # user code failing at import time: name it, not taskgraph
+        raise TrainError(
+            f"importing '{module_name}' for '{ref}' raised {type(exc).__name__}: {exc}. Fix that module "
+            "(it fails on `python -c \"import " + module_name + "\"` too)."
+        ) from exc
     try:
         return getattr(module, attr)
     except AttributeError:

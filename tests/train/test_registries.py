@@ -51,3 +51,16 @@ def test_weighting_methods_match_registry():
     from taskgraph.train.weighting import WEIGHTINGS
 
     assert set(weighting_names()) == set(WEIGHTINGS.names()) == set(GRADIENT_METHODS) | set(LOSS_METHODS)
+
+
+def test_user_code_failing_on_import_is_a_train_error_naming_the_reference(tmp_path, monkeypatch):
+    from taskgraph.errors import TrainError
+    from taskgraph.train.registry import import_ref
+
+    name = f"brokenpkg_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("raise RuntimeError('broken on import')\n")
+    (tmp_path / name / "data.py").write_text("def load(**kw):\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TrainError, match=rf"importing '{name}.data' for '{name}.data:load' raised RuntimeError: broken"):
+        import_ref(f"{name}.data:load")
