@@ -137,3 +137,31 @@ def test_resume_without_cache_reuses_verified_folder_artifacts(first):
         again = taskgraph.run(taskgraph.load(run_dir / "graph.yaml"), run_root=runs, resume_dir=run_dir)
     assert statuses(again) == {"a": "cached", "b": "done", "c": "cached"}  # c: its folder files verify
     assert (run_dir / "b" / PARAMS).read_bytes() == before["b/" + PARAMS]  # retrained, deterministic
+
+
+CSV_GRAPH = """
+name: csvgraph
+data:
+  table: {loader: "tests.userdata:csv_table", table: "TABLE"}
+defaults:
+  train: {epochs: 2, batch_size: 32}
+tasks:
+  t: {data: table, modules: {head: {type: linear, in: 2, out: 1}}, loss: {type: binary_cross_entropy, target: y}, metrics: [accuracy]}
+"""
+
+
+@pytest.mark.slow
+def test_a_changed_csv_under_any_argument_name_is_recomputed(ray_local, write_graph, tmp_path):
+    """The loader's file is its `table` argument (not root/path/files): flipping its labels must
+    retrain the node, not serve the old accuracy."""
+    table = tmp_path / "table.csv"
+    rows = [(i % 7 / 7, (i * 3) % 5 / 5) for i in range(120)]
+    table.write_text("a,b,y\n" + "".join(f"{a},{b},{int(a > 0.5)}\n" for a, b in rows))
+    path, runs = write_graph(CSV_GRAPH.replace("TABLE", str(table))), tmp_path / "runs"
+    first = taskgraph.run(taskgraph.load(path), run_root=runs)
+    assert statuses(first) == {"t": "done"}
+    assert statuses(taskgraph.run(taskgraph.load(path), run_root=runs)) == {"t": "cached"}
+    table.write_text("a,b,y\n" + "".join(f"{a},{b},{int(a <= 0.5)}\n" for a, b in rows))  # labels flipped
+    changed = taskgraph.run(taskgraph.load(path), run_root=runs)
+    assert statuses(changed) == {"t": "done"}
+    assert changed.metrics("t") != first.metrics("t")

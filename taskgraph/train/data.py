@@ -83,9 +83,17 @@ def synthetic_shapes(config: SyntheticShapesData) -> Splits:
     return split_by_fraction(fields, config.val_fraction, config.seed)
 
 
-@functools.lru_cache(maxsize=8)
 def load_data(config: Any) -> Splits:
-    """The splits of one data source (cached per process; configs are frozen, so they hash)."""
+    """The splits of one data source, cached per process by its config (frozen, so it hashes) *and*
+    the content of the files it reads (the cache key's fingerprint, memoised on size and mtime): a
+    worker that outlives a run (one Ray session, several runs) never serves data from before a change."""
+    from taskgraph.plan.keys import data_fingerprint
+
+    return _load_data(config, data_fingerprint(config))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_data(config: Any, fingerprint: str) -> Splits:
     loader = LOADERS.get(config.loader)
     if config.loader in LOADERS:
         return loader(config)
