@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taskgraph.artifacts.rundir import RunDir
 from taskgraph.errors import ArtifactError
 
 if TYPE_CHECKING:
@@ -204,10 +205,14 @@ def load_run(path: str | os.PathLike[str]) -> RunView:
     nodes = {n: NodeRun.from_dict(n, nodes_raw.get(n, {})) for n in order}
     upstream = {n: tuple(plan.nodes[n].upstream) for n in order} if plan else {n: () for n in order}
     metrics = {}
+    folder = RunDir(path)
     for name in order:
-        metrics_path = path / name / "metrics.json"
-        if metrics_path.is_file():
-            data = _read_json(metrics_path, problems)
+        if (path / name / "metrics.json").is_file():
+            try:  # checked against the node's manifest: changed numbers are not shown as results
+                data = folder.read_metrics(name)
+            except ArtifactError as exc:
+                problems.append(f"{exc} Its metrics are not shown.")
+                continue
             if isinstance(data, dict):
                 metrics[name] = data
     ablation: list[dict[str, Any]] = []

@@ -81,3 +81,18 @@ def test_cache_column_says_hit_or_miss_when_the_run_used_the_cache(tmp_path):
     html = build_report(load_run(run_dir))
     cell = lambda name: html[html.index(f'<tr data-node="{name}">'):].split("</tr>")[0].split("<td>")[-2]  # noqa: E731
     assert (cell("pretrain"), cell("finetune"), cell("scratch")) == ("miss</td>", "hit</td>", "–</td>")
+
+
+def test_metrics_changed_since_they_were_written_are_not_shown(tmp_path):
+    """A node folder's manifest records the metrics' digest: edited numbers are a problem, not a result."""
+    from taskgraph.artifacts.rundir import write_node
+
+    run_dir = make_run(tmp_path)
+    metrics = json.loads((run_dir / "pretrain" / "metrics.json").read_text())
+    write_node(run_dir / "pretrain", {}, metrics)
+    assert load_run(run_dir).metrics["pretrain"] == metrics
+    path = run_dir / "pretrain" / "metrics.json"
+    path.write_text(path.read_text().replace('"accuracy": 0.8', '"accuracy": 0.9'))
+    view = load_run(run_dir)
+    assert "pretrain" not in view.metrics and "finetune" in view.metrics
+    assert any("pretrain/metrics.json is damaged" in p for p in view.problems)
