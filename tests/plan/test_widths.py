@@ -8,7 +8,6 @@ import pytest
 from taskgraph.errors import PlanError
 from taskgraph.plan import make_plan
 from taskgraph.spec import parse_spec
-from taskgraph.spec.components import DataConfig  # noqa: F401  (the union the widths come from)
 
 GRAPH = """\
 name: g
