@@ -75,7 +75,7 @@ class _GradientBase(Frozen):
 
 
 class MGDAWeighting(_GradientBase):
-    """MGDA (Sener & Koltun 2018): the min-norm point of the convex hull of the task gradients;
+    """MGDA (Sener & Koltun 2018): the exact min-norm point of the convex hull of the task gradients;
     ``level: representation`` is MGDA-UB, the upper bound on the shared representation."""
 
     method: Literal["mgda"]
@@ -108,9 +108,16 @@ class NashMTLWeighting(_GradientBase):
     solver: Literal["newton", "cvxpy"] = Field(
         "newton",
         description="newton: Newton's method on the bargaining condition G a = 1/a (microseconds); cvxpy: "
-        "torchjd's port of the official code, up to `optim_niter` convex solves per step (tens of ms).",
+        "torchjd's port of the official code, up to `optim_niter` convex solves per step (tens of ms); it stops "
+        "early and need not reach G a = 1/a (kept to reproduce the official code).",
     )
     optim_niter: int = Field(20, ge=1, description="Solves per step of the cvxpy solver.")
+    ridge: float = Field(
+        1e-8, ge=0.0,
+        description="solver: newton. Added to the Gramian of the unit task gradients (relative to each task): keeps "
+        "the weights finite where no exact bargaining solution exists; each task's a_i <g_i, d> moves from 1 "
+        "by about ridge * (a_i |g_i|)^2.",
+    )
     max_norm: float = Field(1.0, ge=0.0, description="Scale the update down to this norm when longer (0: never).")
 
 
@@ -124,6 +131,12 @@ class UPGradWeighting(_GradientBase):
     """UPGrad (Quinton & Rey 2024): project every gradient onto the dual cone of all, then average."""
 
     method: Literal["upgrad"]
+    reg_eps: float = Field(
+        0.0, ge=0.0,
+        description="Ridge added to the Gramian of the unit task gradients (relative to each task) before the "
+        "dual-cone projections; 0 projects exactly. torchjd's default is 1e-4 on the trace-normalised Gramian, "
+        "which lets the update conflict with a task much smaller than the others.",
+    )
 
 
 class AccumulateWeighting(Frozen):

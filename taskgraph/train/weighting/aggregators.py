@@ -1,8 +1,10 @@
 """Gradient aggregators: per-task gradients of the shared part -> one update direction.
 
-The aggregators themselves are torchjd's (``torchjd.aggregation``), checked against hand-made
-matrices in the tests; this module only feeds them. Nash-MTL's weights are solved here by default
-(``nash.py``: the same fixed point as torchjd's convex solves, about 300 times faster).
+Each aggregator is a Gramian weighting (``solvers.py``, ``nash.py``): the float64 Gramian of the
+Jacobian gives weights ``w`` and the update is ``w @ J``, formed in float64 and cast back
+(``gramian.py``). MGDA, UPGrad, IMTL-G and Nash-MTL are solved here to their papers' conditions;
+PCGrad, Aligned-MTL and CAGrad's inner problem are torchjd's, fed the float64 Gramian. The tests
+(``tests/train/test_aggregator_oracles.py``) check each against its paper's definition.
 
 ``level: parameters`` builds the Jacobian of the losses w.r.t. the trunk parameters (one backward
 per task); ``level: representation`` builds it w.r.t. the trunk output, aggregates there and sends
@@ -14,40 +16,62 @@ fills every row (and the heads' gradients).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 
 from taskgraph.train.weighting.base import WEIGHTINGS, Method, Step, task_jacobian
+from taskgraph.train.weighting.gramian import combine, gramian
 from taskgraph.train.weighting.nash import NashMTL
+from taskgraph.train.weighting import solvers
 
-__all__ = ["Aggregation", "Accumulate", "AGGREGATORS"]
+__all__ = ["Aggregation", "Accumulate", "AGGREGATORS", "GramianAggregator"]
+
+Weigh = Callable[[np.ndarray], np.ndarray]
 
 
-def _torchjd(name: str) -> Callable[[Any, int], Any]:
-    def make(config: Any, k: int) -> Any:
-        import torchjd.aggregation as jd
+class GramianAggregator:
+    """``J (k x n) -> w @ J`` with ``w = weigh(J J^T)`` in float64; the result has ``J``'s dtype."""
 
-        if name == "cagrad":
-            return jd.CAGrad(c=config.c)
-        if name == "nash_mtl" and config.solver == "newton":
-            return NashMTL(max_norm=config.max_norm, update_weights_every=config.update_weights_every)
+    def __init__(self, weigh: Weigh):
+        self.weigh = weigh
+
+    def weights(self, jac: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.weigh(gramian(jac.detach()).cpu().numpy()))
+
+    def __call__(self, jac: torch.Tensor) -> torch.Tensor:
+        return combine(self.weights(jac), jac.detach())
+
+
+def _stateless(weigh: Weigh) -> Weigh:
+    return partial(solvers.on_nonzero, weigh)
+
+
+def _builder(name: str) -> Callable[[Any, int], GramianAggregator]:
+    def make(config: Any, k: int) -> GramianAggregator:
         if name == "nash_mtl":
-            return jd.NashMTL(n_tasks=k, max_norm=config.max_norm,
-                              update_weights_every=config.update_weights_every, optim_niter=config.optim_niter)
-        return {"mgda": jd.MGDA, "pcgrad": jd.PCGrad, "imtl_g": jd.IMTLG,
-                "aligned_mtl": jd.AlignedMTL, "upgrad": jd.UPGrad}[name]()
+            return GramianAggregator(NashMTL(max_norm=config.max_norm, update_weights_every=config.update_weights_every,
+                                             solver=config.solver, ridge=config.ridge,
+                                             optim_niter=config.optim_niter).weights)
+        if name == "cagrad":
+            return GramianAggregator(_stateless(partial(solvers.cagrad_weights, c=config.c)))
+        if name == "upgrad":
+            return GramianAggregator(_stateless(partial(solvers.upgrad_weights, reg_eps=config.reg_eps)))
+        return GramianAggregator(_stateless({"mgda": solvers.mgda_weights, "pcgrad": solvers.pcgrad_weights,
+                                             "imtl_g": solvers.imtl_g_weights,
+                                             "aligned_mtl": solvers.aligned_mtl_weights}[name]))
 
     return make
 
 
-#: Method name -> builder ``(config, k) -> aggregator``, a callable ``J -> update``: torchjd's, or
-#: Nash-MTL's Newton solve.
-AGGREGATORS = {name: _torchjd(name) for name in ("mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "aligned_mtl", "upgrad")}
+#: Method name -> builder ``(config, k) -> aggregator``, a callable ``J -> update``.
+AGGREGATORS = {name: _builder(name) for name in ("mgda", "pcgrad", "cagrad", "imtl_g", "nash_mtl", "aligned_mtl", "upgrad")}
 
 
 class Aggregation(Method):
-    """Jacobian of the shared part, aggregated by torchjd, written back as gradients."""
+    """Jacobian of the shared part, aggregated (float64 Gramian weighting), written back as gradients."""
 
     def __init__(self, config, tasks: list[str]):
         super().__init__(config, tasks)
@@ -75,7 +99,7 @@ class Aggregation(Method):
             rows = tuple(step.rows(self.k))
             if rows not in self.aggregators:
                 self.aggregators[rows] = AGGREGATORS[self.config.method](self.config, len(rows))
-            direction = self.aggregators[rows](jac.float()).to(jac.dtype)
+            direction = self.aggregators[rows](jac)
         if head is not None:
             step.set_grads(step.heads, head)
         if self.on_representation:  # the aggregated gradient of each leaf goes through the trunk once
