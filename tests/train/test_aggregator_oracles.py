@@ -359,3 +359,16 @@ def test_an_all_zero_jacobian_gives_a_zero_update():
     for method in AGGREGATORS:
         d = build(method, 3, **({"max_norm": 0.0} if method == "nash_mtl" else {}))(torch.zeros(3, 5))
         assert torch.equal(d, torch.zeros(5)), method
+
+
+def test_blocked_float64_products_match_the_single_copy(monkeypatch):
+    """A parameter-level Jacobian is converted to float64 block by block: same Gramian and update."""
+    from taskgraph.train.weighting import gramian as gm
+
+    jac = jacobian("conflicting", 3, torch.float32, n=50)
+    whole = build("upgrad", 3)(jac)
+    monkeypatch.setattr(gm, "_BLOCK", 12)  # 4 columns per block, no single copy
+    assert gm.float64_copy(jac) is None
+    g_blocked, g_whole = gm.gramian(jac), gm.gramian(jac, jac.double())
+    assert torch.allclose(g_blocked, g_whole, rtol=1e-14, atol=0)
+    assert torch.allclose(build("upgrad", 3)(jac), whole, rtol=1e-6, atol=0)

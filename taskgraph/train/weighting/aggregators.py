@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from taskgraph.train.weighting.base import WEIGHTINGS, Method, Step, task_jacobian
-from taskgraph.train.weighting.gramian import combine, gramian
+from taskgraph.train.weighting.gramian import combine, float64_copy, gramian
 from taskgraph.train.weighting.nash import NashMTL
 from taskgraph.train.weighting import solvers
 
@@ -38,11 +38,12 @@ class GramianAggregator:
     def __init__(self, weigh: Weigh):
         self.weigh = weigh
 
-    def weights(self, jac: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.weigh(gramian(jac.detach()).cpu().numpy()))
+    def weights(self, jac: torch.Tensor, copy: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.from_numpy(self.weigh(gramian(jac, copy).cpu().numpy()))
 
     def __call__(self, jac: torch.Tensor) -> torch.Tensor:
-        return combine(self.weights(jac), jac.detach())
+        copy = float64_copy(jac)
+        return combine(self.weights(jac, copy), jac, copy)
 
 
 def _stateless(weigh: Weigh) -> Weigh:
