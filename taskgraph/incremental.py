@@ -62,7 +62,6 @@ def decide(
         chosen = select(plan, from_, "--from")
         forced |= chosen | descendants(plan, chosen)
     last = cache.last_keys(spec.name) if cache is not None else {}
-    damaged: set[str] = set()
     sound: dict[str, bool] = {}
 
     def cached(name: str) -> bool:
@@ -71,8 +70,7 @@ def decide(
         if key not in sound:
             damage = cache.check(key) if cache is not None and cache.present(key) else None
             if damage is not None:
-                cache.evict(key, name, damage)
-                damaged.add(name)
+                cache.evict(key, name, damage)  # type: ignore[union-attr]
             sound[key] = cache is not None and damage is None and cache.present(key)
         return sound[key]
 
@@ -90,7 +88,7 @@ def decide(
             selection.reasons[name] = "cached"
         else:
             selection.to_run.add(name)
-            if name in damaged:
+            if cache is not None and key in cache.evicted:
                 selection.reasons[name] = "cached result damaged: evicted"
             elif name not in last:
                 selection.reasons[name] = "never run" if cache is not None else "cache off"

@@ -42,6 +42,8 @@ class NodeCache:
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
+        #: Keys whose damaged entry this object evicted (so ``status`` can say why a node reruns).
+        self.evicted: set[str] = set()
 
     @classmethod
     def for_run_root(cls, run_root: str | os.PathLike[str]) -> NodeCache:
@@ -85,6 +87,7 @@ class NodeCache:
         """
         warnings.warn(f"node '{node}': cached result {damage.path} is damaged ({damage.what}); "
                       "evicted it, the node will be recomputed.", IntegrityWarning, stacklevel=2)
+        self.evicted.add(key)
         entry = self.entry(key)
         aside = entry.with_name(f".evicted-{key[:12]}-{uuid.uuid4().hex[:8]}")
         try:

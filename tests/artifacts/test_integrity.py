@@ -152,3 +152,37 @@ def test_store_is_the_lowest_artifacts_module():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not {m for m in imported if m.startswith("taskgraph.artifacts")}
+
+
+def test_decide_reruns_a_damaged_entry_and_says_why(tmp_path):
+    """Sizes and small files are checked when deciding; the parameters a node to run inherits are
+    read (and verified) before the run starts, and a damaged upstream is decided again: it reruns."""
+    from taskgraph.incremental import decide, decide_and_load
+    from taskgraph.plan import make_plan
+    from taskgraph.spec import parse_spec
+
+    spec, source = parse_spec(
+        "name: d\ndata:\n  s: {loader: synthetic_shapes, n: 100, dim: 8}\ntasks:\n"
+        "  a: {data: s, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 4}}, "
+        "loss: {type: cross_entropy, target: label}}\n"
+        "  b: {data: s, depends_on: {a: {share: [encoder]}}, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, "
+        "head: {type: linear, out: 1}}, loss: {type: mse, target: parity}}\n"
+    )
+    plan = make_plan(spec, source)
+    cache = NodeCache(tmp_path / ".cache")
+    first = decide(spec, plan, cache)
+    for name in "ab":
+        files = write_node(tmp_path / "run" / name, STATE, METRICS_DATA)
+        cache.store(first.keys[name], tmp_path / "run" / name, {"node": name}, files)
+    assert decide(spec, plan, cache).cached == {"a", "b"}
+
+    truncate(cache.entry(first.keys["b"]) / METRICS)
+    with pytest.warns(IntegrityWarning, match=rf"node 'b': cached result .*{METRICS} is damaged"):
+        selection = decide(spec, plan, cache)
+    assert selection.action("b") == "run" and selection.reasons["b"] == "cached result damaged: evicted"
+
+    flip_byte(cache.entry(first.keys["a"]) / PARAMS)  # b runs and inherits a's encoder: a is read
+    with pytest.warns(IntegrityWarning, match=rf"node 'a': cached result .*{PARAMS} is damaged"):
+        selection, given = decide_and_load(spec, plan, cache, {"a": set(), "b": {"a"}})
+    assert selection.to_run == {"a", "b"} and given == {}
+    assert selection.reasons["a"] == "cached result damaged: evicted"
