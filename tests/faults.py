@@ -46,6 +46,25 @@ class SlowDown(nn.Module):
         return x
 
 
+class FillDisk(nn.Module):
+    """Identity layer that, on its first forward call, fills the disk holding ``path`` (a full disk mid-run)."""
+
+    def __init__(self, path: str, in_features: int | None = None, out: int | None = None):
+        super().__init__()
+        self.path = path
+
+    def forward(self, x):
+        if _once(self.path + ".marker"):
+            try:
+                with open(self.path, "wb") as handle:
+                    while True:
+                        handle.write(b"\0" * 4096)
+                        handle.flush()
+            except OSError:  # ENOSPC: the disk is full now
+                pass
+        return x
+
+
 class Explode(nn.Module):
     """Raises a plain Python error: a bug in user code."""
 
@@ -54,3 +73,60 @@ class Explode(nn.Module):
 
     def forward(self, x):
         raise RuntimeError("boom from user code")
+
+
+# User loaders with the data mistakes a new user makes (issue 13 item 8): each must fail in words.
+
+
+def _labels(n: int):
+    import torch
+
+    return torch.arange(n) % 4
+
+
+def narrow_data(n: int = 64):
+    """8 features per example (a graph saying `in: 16` is wrong)."""
+    import torch
+
+    return {"x": torch.randn(n, 8), "label": _labels(n)}
+
+
+def sequence_data(n: int = 64):
+    """A 3-D field: 5 steps of 8 features per example, one label per example."""
+    import torch
+
+    return {"x": torch.randn(n, 5, 8), "label": _labels(n)}
+
+
+def ragged_data(n: int = 64):
+    """Rows of different lengths, as plain lists."""
+    return {"x": [[0.5] * (8 if i % 2 else 7) for i in range(n)], "label": [i % 4 for i in range(n)]}
+
+
+def uneven_data(n: int = 64):
+    """Fields with different numbers of examples."""
+    import torch
+
+    return {"x": torch.randn(n, 8), "label": _labels(n - 10)}
+
+
+def empty_data():
+    """No examples at all."""
+    import torch
+
+    return {"train": {"x": torch.zeros(0, 8), "label": torch.zeros(0, dtype=torch.long)},
+            "val": {"x": torch.zeros(0, 8), "label": torch.zeros(0, dtype=torch.long)}}
+
+
+def wide_targets(n: int = 64):
+    """Targets of the wrong kind: 3 values per example for a cross-entropy head."""
+    import torch
+
+    return {"x": torch.randn(n, 8), "label": torch.randn(n, 3)}
+
+
+def index_targets(n: int = 64):
+    """Class ids up to 9 for a graph whose head has 4 outputs."""
+    import torch
+
+    return {"x": torch.randn(n, 8), "label": torch.arange(n) % 10}

@@ -17,6 +17,7 @@ import torch
 from taskgraph.errors import TrainError
 from taskgraph.spec.data import SyntheticShapesData
 from taskgraph.train.registry import Registry
+from taskgraph.train.shapes import as_field, check_lengths
 
 __all__ = ["Splits", "LOADERS", "load_data", "subsample", "trim_padding"]
 
@@ -32,9 +33,7 @@ class Splits:
 
     def __post_init__(self) -> None:
         for name, split in (("train", self.train), ("val", self.val)):
-            sizes = {k: len(v) for k, v in split.items()}
-            if len(set(sizes.values())) > 1:
-                raise TrainError(f"data split '{name}' has fields of different lengths: {sizes}.")
+            check_lengths(split, f"data split '{name}'")
 
     def field(self, split: str, name: str, where: str) -> torch.Tensor:
         fields = getattr(self, split)
@@ -100,11 +99,22 @@ def _load_data(config: Any, fingerprint: str) -> Splits:
     result = loader(**(config.model_extra or {}))
     if isinstance(result, Splits):
         return result
+    where = f"loader '{config.loader}'"
     if isinstance(result, dict) and {"train", "val"} <= set(result):
-        return Splits(train=result["train"], val=result["val"])
+        return Splits(train=_fields(result["train"], f"{where}, split 'train'"),
+                      val=_fields(result["val"], f"{where}, split 'val'"))
     if isinstance(result, dict):
-        return split_by_fraction(result, config.val_fraction, 0)
+        fields = _fields(result, where)
+        check_lengths(fields, where)  # before splitting: indexing a short field fails in torch's words
+        return split_by_fraction(fields, config.val_fraction, 0)
     raise TrainError(f"loader '{config.loader}' must return Splits or a dict of tensors, got {type(result).__name__}.")
+
+
+def _fields(split: Any, where: str) -> Split:
+    """A user loader's split as tensors (numpy arrays and lists convert; ragged rows are refused in words)."""
+    if not isinstance(split, dict):
+        raise TrainError(f"{where}: expected a dict of field name -> tensor, got {type(split).__name__}.")
+    return {name: as_field(value, name, where) for name, value in split.items()}
 
 
 def subsample(split: Split, fraction: float, seed: int) -> Split:

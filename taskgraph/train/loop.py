@@ -23,6 +23,7 @@ from taskgraph.train.data import Splits, load_data, subsample, trim_padding
 from taskgraph.train.losses import compute_loss, loss_function
 from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, digest, module_state, state_to_numpy
+from taskgraph.train.shapes import check_input, first_batch_error
 
 __all__ = ["Inheritance", "NodeRequest", "NodeOutput", "train_node", "pick_device", "node_seed"]
 
@@ -173,7 +174,10 @@ def train_node(
     device = device or pick_device(task.resources.gpus if task.resources else 0.0)
     torch.manual_seed(request.seed)
 
-    splits: Splits = load_data(request.data)
+    try:
+        splits: Splits = load_data(request.data)
+    except TrainError as exc:  # the loader's own words, with the node and data source they are about
+        raise TrainError(f"{where} (data '{task.data}'): {exc}", node=request.name) from exc
     train = subsample(splits.train, task.train.label_fraction, request.seed)
     if shard is not None:
         from taskgraph.train.distributed import shard_split
@@ -184,6 +188,8 @@ def train_node(
     x_train, y_train = train[task.input], train[task.loss.target]
     x_val, y_val = splits.val[task.input], splits.val[task.loss.target]
     lengths = train.get("length")  # sequence data: each batch is cut to its longest sequence
+    check_input(where, request.name, task.input, x_train, task.loss.target, y_train, task.modules,
+                {"training": len(x_train), "validation": len(x_val)})
 
     model = NodeModel(dict(task.modules), in_dim=x_train.shape[-1], where=where)
     frozen, lr_scale, inherited = inherit(model, request, upstream_states, where)
@@ -212,6 +218,7 @@ def train_node(
 
     start_epoch, skip_batches, total, batches = 1, 0, (0.0 if on_cpu else torch.zeros((), device=device)), 0
     resumed = checkpoints.restore(model, optimizer, generator)
+    fitted = resumed is not None  # the first batch of this node: shape errors said in words
     if resumed is not None:
         start_epoch, skip_batches, steps = resumed["epoch"], resumed["batch"], resumed["step"]
         history, batches = resumed["history"], resumed["batches"]
@@ -233,8 +240,16 @@ def train_node(
             if lengths is not None:
                 cut = trim_padding({"input": xb, "target": yb, "length": lengths[idx]})
                 xb, yb = cut["input"], cut["target"]
-            output = net(xb)
-            loss = loss_fn(output, yb)
+            try:
+                output = net(xb)
+                loss = loss_fn(output, yb)
+            except Exception as exc:  # the first batch: a shape mistake in the data, said in words
+                said = None if fitted else first_batch_error(exc, where, request.name, task.input, xb,
+                                                                task.loss.target, yb, task.modules)
+                if said is None:
+                    raise
+                raise said from exc
+            fitted = True
             if loss is None:  # no example of this batch has a label: nothing to learn from, no update
                 if wrap is None:
                     continue
