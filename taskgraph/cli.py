@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from taskgraph.errors import ExecutionError, SpecError, TaskgraphError, TaskgraphWarning
+from taskgraph.errors import ExecutionError, Interrupted, SpecError, TaskgraphError, TaskgraphWarning
 
 app = typer.Typer(
     name="taskgraph",
@@ -49,6 +51,25 @@ JobsAddressOpt = Annotated[
 
 def _echo(text: str = "") -> None:
     typer.echo(text)
+
+
+@contextmanager
+def _writing(output: Path | None, option: str = "-o") -> Iterator[None]:
+    """A picture or report that cannot be written (read-only, full, no such folder is impossible to
+    make) is the user's to fix: one line naming the file, not a traceback. Reading errors pass through."""
+    try:
+        yield
+    except OSError as exc:
+        if output is None or exc.filename is None:
+            raise
+        failed = Path(str(exc.filename)).resolve()
+        target = output.resolve()
+        if failed != target and failed not in target.parents and not str(failed).startswith(f"{target}."):
+            raise
+        at = "" if failed == target else f" ({exc.filename})"
+        raise TaskgraphError(
+            f"cannot write {output}: {exc.strerror}{at}. Pass {option} a path in a folder you can write to."
+        ) from None
 
 
 def _load(graph: Path, overrides: list[str] | None):
@@ -131,7 +152,8 @@ def viz(
         spec, the_plan, status, durations = view.spec, view.plan, view.status(), view.durations()
     else:
         spec, _source, the_plan = _load(graph, set_)
-    text = write_picture(spec, the_plan, output, format, status, durations)
+    with _writing(output):
+        text = write_picture(spec, the_plan, output, format, status, durations)
     if output is None:
         _echo(text.rstrip())
     else:
@@ -149,7 +171,9 @@ def report(
     training curves, the per-node table and, where `taskgraph ablate` ran, the ablation table."""
     from taskgraph.report.html import write_report
 
-    _echo(f"wrote {write_report(run_folder, output)}")
+    with _writing(output or Path(run_folder) / "report.html"):
+        written = write_report(run_folder, output)
+    _echo(f"wrote {written}")
 
 
 @app.command()
@@ -225,8 +249,8 @@ def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=F
     if not result.ok:
         failed = [n for n, r in result.records.items() if r.status == "failed"]
         raise ExecutionError(
-            f"{len(failed)} node(s) failed: {', '.join(failed)}. Errors and tracebacks are in "
-            f"{result.run_dir}/run.json; finished nodes' artifacts are kept there and in the cache. "
+            f"{len(failed)} node(s) failed: {', '.join(failed)}. Tracebacks are in "
+            f"{result.run_dir}/<node>/error.txt; finished nodes' artifacts are kept there and in the cache. "
             f"After a fix, `taskgraph resume {result.run_dir}` (or the same `taskgraph run`) trains only "
             "what is not finished."
         )
@@ -504,12 +528,28 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _default_show_warning = warnings.showwarning
 
 
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C (or SIGTERM) an exit was raised from, if any."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors exit 2 with one message and no traceback (usage errors too)."""
     warnings.showwarning = _show_warning
     try:
         app(args=argv, prog_name="taskgraph")  # standalone: click prints usage errors, exits 2
     except SystemExit as exc:
+        stop = _interrupt_behind(exc)  # typer turns Ctrl-C into a silent Exit(130)
+        if stop is not None:
+            typer.echo(str(stop) if isinstance(stop, Interrupted) else "interrupted.", err=True)
+            return 128 + stop.signum if isinstance(stop, Interrupted) else 130
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except SpecError as exc:
         typer.echo(str(exc), err=True)
@@ -519,8 +559,11 @@ def main(argv: list[str] | None = None) -> int:
     except TaskgraphError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
-    except KeyboardInterrupt:
-        typer.echo("interrupted; finished nodes' artifacts are kept in the run directory.", err=True)
+    except Interrupted as exc:  # a run: it marked itself interrupted and names the resume command
+        typer.echo(str(exc), err=True)
+        return 128 + exc.signum
+    except KeyboardInterrupt:  # before a run started (loading, planning): nothing to keep or resume
+        typer.echo("interrupted.", err=True)
         return 130
     return 0
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "TaskgraphError",
+    "Interrupted",
     "SpecIssue",
     "SpecError",
     "PlanError",
@@ -21,6 +22,17 @@ __all__ = [
 
 class TaskgraphError(Exception):
     """Base of every error a user can cause and fix."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM, after marking itself and its running nodes ``interrupted``
+    in ``run.json``. The message says what stopped and the resume command; the CLI exits 128 + signal
+    (130 for Ctrl-C). A ``KeyboardInterrupt``, so code that stops on Ctrl-C still does."""
+
+    def __init__(self, message: str, signum: int = 2, run_dir: object = None):
+        self.signum = signum
+        self.run_dir = run_dir
+        super().__init__(message)
 
 
 @dataclass(frozen=True)

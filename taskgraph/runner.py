@@ -7,6 +7,7 @@ know each other: the scheduler receives ``node_job`` as a plain callable, as Ked
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -18,8 +19,8 @@ import yaml
 
 from taskgraph.artifacts import store
 from taskgraph.artifacts.cache import NodeCache
-from taskgraph.artifacts.rundir import RunDir, write_node
-from taskgraph.errors import ExecutionError
+from taskgraph.artifacts.rundir import RunDir, disk_errors, write_node
+from taskgraph.errors import ExecutionError, Interrupted
 from taskgraph.observers import RunObservers
 from taskgraph.plan.graph import Plan, make_plan, remaining_path_costs
 from taskgraph.spec.loader import SourceMap
@@ -57,7 +58,8 @@ def node_job(
     from taskgraph.train.loop import train_node
 
     request, node_dir, cache_root, key = payload
-    _mark_attempt(node_dir)
+    with disk_errors(node_dir):
+        _mark_attempt(node_dir)
     loggers, notes = open_loggers(tracking, name, str(node_dir), _logged_params(request))
     report, ok = fan_out(progress_report, *loggers), False
     try:
@@ -80,8 +82,9 @@ def node_job(
     meta = {"final": out.metrics["final"], "inherited": out.inherited, "device": out.device, "steps": out.steps,
             "resumed_from_step": out.metrics.get("resumed_from_step")}
     if cache_root is not None:  # published as soon as the node is done: a killed driver loses nothing
-        NodeCache(cache_root).store(key, node_dir, {**meta, "node": name, "host": socket.gethostname(),
-                                                   "trained_at": time.time()}, files)
+        with disk_errors(cache_root):
+            NodeCache(cache_root).store(key, node_dir, {**meta, "node": name, "host": socket.gethostname(),
+                                                       "trained_at": time.time()}, files)
     return out.state, meta
 
 
@@ -244,7 +247,7 @@ def run_graph(
 
     def entry(record: Any) -> dict[str, Any]:
         data = record.to_dict()
-        if record.status in ("done", "failed"):
+        if record.status in ("done", "failed", "interrupted"):
             data["attempts"] = read_attempts(run_dir.node_dir(record.name))
         return data
 
@@ -252,14 +255,14 @@ def run_graph(
         # At most a few run.json writes a second (a 1,000-node graph would rewrite it per node);
         # a kill in between loses nothing: finished nodes are already in the cache.
         state["nodes"][record.name] = entry(record)
+        if on_update:  # first: the terminal shows the node's line even when the disk is full
+            on_update(record)
         if record.status == "failed":
             run_dir.write_error(record.name, f"{record.error}\n\n{record.traceback or ''}")
         now = time.time()
         if record.status in ("failed", "skipped") or now - last_write[0] > 0.25:
             run_dir.write_run(state)
             last_write[0] = now
-        if on_update:
-            on_update(record)
 
     records: dict[str, Any] = {}
     given: dict[str, Any] = {}
@@ -282,8 +285,9 @@ def run_graph(
         from taskgraph.execute.scheduler import run_jobs
 
         jobs = build_jobs(spec, plan, run_dir, cache, selection.keys, selection.to_run)
-        session = connect(address, num_cpus=num_cpus)
+        session = None
         try:
+            session = connect(address, num_cpus=num_cpus)
             import ray
 
             state["ray"] = {"address": session.address or "local", "nodes": len([n for n in ray.nodes() if n["Alive"]])}
@@ -294,8 +298,12 @@ def run_graph(
             run_dir.write_run(state)
             observers.finish(state, ok=False)
             raise
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the scheduler cancelled what was running
+            total = len(selection.to_run | selection.cached)
+            raise _interrupted(state, run_dir, observers, exc, address, total) from None
         finally:
-            session.close()
+            if session is not None:
+                session.close()
     state["ended_at"] = time.time()
     state["status"] = "done" if all(r.status in ("done", "cached") for r in records.values()) else "failed"
     # every record's last update is already in state (attempt markers read then); plan order here
@@ -313,6 +321,29 @@ def _adopt_finished(spec: Graph, plan: Plan, run_dir: RunDir, cache: NodeCache) 
     for name, key in node_keys(spec, plan).items():
         if before.get(name) == key:
             cache.adopt(key, run_dir, name)
+
+
+def _interrupted(state: dict[str, Any], run_dir: RunDir, observers: RunObservers, exc: KeyboardInterrupt,
+                 address: str | None, total: int) -> Interrupted:
+    """Mark the run ``interrupted`` in ``run.json`` (its running nodes already are; finished ones stay
+    done and cached) and say, in one line, what stopped and how to go on."""
+    state["status"], state["ended_at"] = "interrupted", time.time()
+    run_dir.write_run(state)
+    observers.finish(state, ok=False)
+    nodes = state["nodes"]
+    stopped = [n for n in state["order"] if nodes.get(n, {}).get("status") == "interrupted"]
+    finished = [n for n in state["order"] if nodes.get(n, {}).get("status") in ("done", "cached")]
+    from taskgraph.execute.cluster import stop_signal
+
+    signum = stop_signal(exc)
+    how = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    what = f"stopped {', '.join(stopped)}" if stopped else "no node was running yet"
+    command = f"taskgraph resume {run_dir.path}" + (f" --address {address}" if address else "")
+    return Interrupted(
+        f"interrupted ({how}): {what}; {len(finished)} of {total} nodes finished and are kept. "
+        f"Resume with: {command}",
+        signum=signum, run_dir=run_dir.path,
+    )
 
 
 def _inputs_of(spec: Graph, name: str) -> set[str]:

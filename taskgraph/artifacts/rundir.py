@@ -10,8 +10,11 @@ Ray node reaches.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,11 +26,39 @@ from taskgraph.artifacts.files import atomic_write_json, atomic_write_text, para
 from taskgraph.artifacts.manifest import MANIFEST, Digest, check_sizes, digest, read_manifest, read_verified
 from taskgraph.errors import ArtifactError
 
-__all__ = ["RunDir", "write_node", "PARAMS", "METRICS", "RUN", "GRAPH", "NODE_FILES"]
+__all__ = ["RunDir", "write_node", "disk_errors", "PARAMS", "METRICS", "RUN", "GRAPH", "NODE_FILES"]
 
 PARAMS, METRICS, RUN, GRAPH = "params.safetensors", "metrics.json", "run.json", "graph.yaml"
 #: The files of a finished node, as its manifest lists them.
 NODE_FILES = (PARAMS, METRICS)
+
+#: What a full, read-only or forbidden run directory raises: the user's to fix, never a traceback.
+_FIXES = {
+    errno.ENOSPC: "Free space on that disk or pass --run-dir on another one",
+    errno.EDQUOT: "Free space on that disk or pass --run-dir on another one",
+    errno.EROFS: "Pass --run-dir a folder you can write to",
+    errno.EACCES: "Pass --run-dir a folder you can write to",
+    errno.EPERM: "Pass --run-dir a folder you can write to",
+    errno.ENOTDIR: "A file is in the way: pass --run-dir a folder",
+}
+
+
+@contextmanager
+def disk_errors(target: str | os.PathLike[str], run_dir: str | os.PathLike[str] | None = None) -> Iterator[None]:
+    """Turn a failed write of ``target`` (full disk, read-only, no permission) into one line.
+
+    With ``run_dir`` (a run already under way), the line ends with the resume command: what
+    finished is in the cache, so nothing computed is lost. Other OS errors stay bugs.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _FIXES:
+            raise
+        where = exc.filename or target
+        then = (f"; finished nodes are kept in the cache, and `taskgraph resume {run_dir}` trains the rest"
+                if run_dir is not None else "")
+        raise ArtifactError(f"cannot write {where}: {exc.strerror}. {_FIXES[exc.errno]}{then}.") from exc
 
 
 def write_node(
@@ -37,9 +68,10 @@ def write_node(
     Returns the manifest (digests of the bytes written, not read back)."""
     params, metrics_data = params_bytes(state), store.json_bytes(metrics)
     manifest = {PARAMS: digest(params), METRICS: digest(metrics_data)}
-    store.write_bytes(store.join(node_dir, PARAMS), params)
-    store.write_json(store.join(node_dir, MANIFEST), manifest)
-    store.write_bytes(store.join(node_dir, METRICS), metrics_data)
+    with disk_errors(node_dir):
+        store.write_bytes(store.join(node_dir, PARAMS), params)
+        store.write_json(store.join(node_dir, MANIFEST), manifest)
+        store.write_bytes(store.join(node_dir, METRICS), metrics_data)
     return manifest
 
 
@@ -57,7 +89,8 @@ class RunDir:
             try:
                 if isinstance(path, str) and store.exists(path):  # object stores: no atomic mkdir
                     continue
-                store.makedirs(path, exist_ok=False)
+                with disk_errors(path):
+                    store.makedirs(path, exist_ok=False)
                 return cls(path)
             except FileExistsError:
                 continue
@@ -74,14 +107,18 @@ class RunDir:
         return store.join(self.path, name)
 
     def write_graph(self, text: str) -> None:
-        atomic_write_text(store.join(self.path, GRAPH), text)
+        """The first write of a run, before Ray starts: a read-only or full ``--run-dir`` fails here."""
+        with disk_errors(store.join(self.path, GRAPH)):
+            atomic_write_text(store.join(self.path, GRAPH), text)
 
     def write_run(self, run: dict[str, Any]) -> None:
-        atomic_write_json(store.join(self.path, RUN), run)
+        with disk_errors(store.join(self.path, RUN), self.path):
+            atomic_write_json(store.join(self.path, RUN), run)
 
     def write_error(self, name: str, text: str) -> None:
         """A failed node's error and traceback, beside its (absent) artifacts: ``<node>/error.txt``."""
-        store.write_text(store.join(self.path, name, "error.txt"), text)
+        with disk_errors(store.join(self.path, name, "error.txt"), self.path):
+            store.write_text(store.join(self.path, name, "error.txt"), text)
 
     def read_run(self) -> dict[str, Any]:
         return read_json(store.join(self.path, RUN))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 
-from taskgraph.errors import ExecutionError
+from taskgraph.errors import ExecutionError, Interrupted
 
-__all__ = ["RaySession", "connect"]
+__all__ = ["RaySession", "connect", "stop_signal"]
 
 
 @dataclass
@@ -20,9 +23,41 @@ class RaySession:
     started_here: bool
     address: str | None
 
+    previous_sigterm: Any = None
+
     def close(self) -> None:
         if self.started_here and ray.is_initialized():
             ray.shutdown()
+        if self.previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self.previous_sigterm)
+
+
+_SIGNALS: list[int] = []  # SIGTERMs received this session: Ray's waits re-raise them as bare KeyboardInterrupts
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    _SIGNALS.append(signum)
+    raise Interrupted("SIGTERM", signum=signum)
+
+
+def stop_signal(exc: KeyboardInterrupt) -> int:
+    """The signal behind an interrupt: SIGTERM when one came this session, else SIGINT (Ctrl-C).
+
+    ``ray.wait``/``ray.get`` turn any exception a signal handler raises into a new ``KeyboardInterrupt``
+    (``_raylet.check_signals``), so the ``Interrupted`` raised here may arrive without its signal.
+    """
+    return getattr(exc, "signum", None) or (_SIGNALS[-1] if _SIGNALS else int(signal.SIGINT))
+
+
+def _sigterm_interrupts(session: RaySession, before: Any) -> RaySession:
+    """SIGTERM stops the run like Ctrl-C (recorded, resumable). ``ray.init`` replaces the driver's
+    SIGTERM handler with one that exits at once (``ray._private.worker``/``node``), which would leave
+    ``run.json`` saying "running"; this puts an interrupt back, until the session closes."""
+    if threading.current_thread() is threading.main_thread():
+        _SIGNALS.clear()
+        signal.signal(signal.SIGTERM, _interrupt)
+        session.previous_sigterm = signal.SIG_DFL if before is None else before
+    return session
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> RaySession:
@@ -35,10 +70,11 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
     if ray.is_initialized():
         return RaySession(started_here=False, address=None)
     address = address or os.environ.get("RAY_ADDRESS") or None
+    before = signal.getsignal(signal.SIGTERM)
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-            return RaySession(started_here=True, address=address)
+            return _sigterm_interrupts(RaySession(started_here=True, address=address), before)
         # Ray 2.60 turns token auth on for new local instances (RAY_AUTH_MODE unset) and logs a
         # warning saying so; keep the secure default, drop the noise. (Setting RAY_AUTH_MODE here
         # would be too late: Ray reads it when it is imported.)
@@ -57,4 +93,4 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
             f"cannot connect to {where}: {exc}. Check the address (auto, host:6379 or ray://host:10001), "
             "that the cluster runs the same Ray version, and RAY_AUTH_TOKEN on token-protected clusters."
         ) from exc
-    return RaySession(started_here=True, address=None)
+    return _sigterm_interrupts(RaySession(started_here=True, address=None), before)

@@ -10,9 +10,9 @@ copy on one machine). What training or artifacts mean is the caller's business.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,8 @@ from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, forget_hub, repo
 from taskgraph.execute.resources import check_feasible, ray_options, usage
 
 __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 NodeFn = Callable[[str, Any, dict[str, Any]], tuple[Any, dict[str, Any]]]
 
@@ -79,6 +81,40 @@ def _execute(
 
 
 _remote_execute = ray.remote(num_returns=2)(_execute)
+
+
+def _discard(refs: list[ray.ObjectRef], timeout: float = 10.0) -> None:
+    """Read, and drop, results nobody else will read: failed or cancelled nodes' returns.
+
+    Ray's core worker logs "Unhandled error" with the worker's whole traceback for every failed
+    object freed without a ``ray.get`` (``ray._private.worker.raise_errors``): dozens of lines per
+    failed node on the terminal, where the promise is one line (the traceback is in ``error.txt``).
+    """
+    if not refs:
+        return
+    ready, _late = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+    for ref in ready:
+        try:
+            ray.get(ref)
+        except Exception:  # noqa: BLE001 -- the failure is already recorded; reading it marks it handled
+            pass
+
+
+def _cancel(pending: dict[ray.ObjectRef, tuple[str, ray.ObjectRef]]) -> list[str]:
+    """Cancel every in-flight node (killing its worker) and empty ``pending``; returns their names.
+
+    On a cluster the driver does not own, a node left running would keep its CPUs/GPUs busy for
+    nothing; the cancelled results are read (and dropped) so Ray reports nothing about them.
+    """
+    names = sorted(name for name, _state in pending.values())
+    for meta_ref in pending:
+        try:
+            ray.cancel(meta_ref, force=True)
+        except Exception:  # noqa: BLE001 -- finished in the meantime: nothing to cancel
+            pass
+    _discard([ref for meta_ref, (_n, state_ref) in pending.items() for ref in (meta_ref, state_ref)])
+    pending.clear()
+    return names
 
 
 def _check_feasible(jobs: list[NodeJob]) -> None:
@@ -203,59 +239,66 @@ def run_jobs(
         for event in events:
             on_progress(event)  # type: ignore[misc]
 
-    submit_ready()
-    while pending:
-        ready_refs, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None)
-        if hub is not None:
-            drain_progress()  # on a node's end too: its last events come before its record
-        if not ready_refs:
-            continue
-        meta_ref = ready_refs[0]
-        name, state_ref = pending.pop(meta_ref)
-        job, record = by_name[name], records[name]
-        cpus, gpus = usage(job)
-        in_use["CPU"] -= cpus
-        in_use["GPU"] -= gpus
-        resources_changed()
-        try:
-            result = ray.get(meta_ref)
-        except Exception as exc:  # the node's own exception, wrapped by Ray
-            record.status, record.ended_at = "failed", time.time()
-            cause = getattr(exc, "cause", None) or exc
-            record.error = str(cause) if isinstance(cause, TaskgraphError) else f"{type(cause).__name__}: {cause}"
-            record.traceback = str(exc) if not isinstance(cause, TaskgraphError) else "".join(
-                traceback.format_exception_only(type(cause), cause)
-            )
-            notify(record)
-            skip_descendants(name)
-            if not keep_going:
-                for other_meta, (other, _s) in list(pending.items()):
-                    ray.cancel(other_meta, force=True)
-                    records[other].status, records[other].error = "skipped", f"stopped after '{name}' failed (--fail-fast)"
-                    notify(records[other])
-                pending.clear()
-                for other in sorted(waiting):
-                    records[other].status, records[other].error = "skipped", f"stopped after '{name}' failed (--fail-fast)"
-                    notify(records[other])
-                waiting.clear()
-            release_inputs(job)
-            submit_ready()  # its resources are free again for nodes that were waiting for room
-            continue
-        where = result["where"]
-        record.status = "done"
-        record.started_at, record.ended_at = where["started_at"], where["ended_at"]
-        record.host, record.node_id, record.worker_id = where["host"], where["node_id"], where["worker_id"]
-        record.pid, record.gpu_ids, record.meta = where["pid"], where["gpu_ids"], result["meta"]
-        for child in children.get(name, ()):
-            if child in missing:  # cached children (given) wait for nothing
-                missing[child] -= 1
-                if missing[child] == 0:
-                    ready_set.add(child)
-        if children_left.get(name, 0) > 0:
-            states[name] = state_ref
-        release_inputs(job)
-        notify(record)
+    try:
         submit_ready()
+        while pending:
+            ready_refs, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None)
+            if hub is not None:
+                drain_progress()  # on a node's end too: its last events come before its record
+            if not ready_refs:
+                continue
+            meta_ref = ready_refs[0]
+            name, state_ref = pending.pop(meta_ref)
+            job, record = by_name[name], records[name]
+            cpus, gpus = usage(job)
+            in_use["CPU"] -= cpus
+            in_use["GPU"] -= gpus
+            resources_changed()
+            try:
+                result = ray.get(meta_ref)
+            except Exception as exc:  # the node's own exception, wrapped by Ray
+                _discard([state_ref])
+                record.status, record.ended_at = "failed", time.time()
+                cause = getattr(exc, "cause", None) or exc
+                record.error = str(cause) if isinstance(cause, TaskgraphError) else f"{type(cause).__name__}: {cause}"
+                # the worker's traceback, causes included, without Ray's terminal colours: <node>/error.txt
+                record.traceback = _ANSI.sub("", getattr(exc, "traceback_str", None) or str(exc))
+                notify(record)
+                skip_descendants(name)
+                if not keep_going:
+                    for other in _cancel(pending):
+                        records[other].status, records[other].error = "skipped", f"stopped after '{name}' failed (--fail-fast)"
+                        notify(records[other])
+                    for other in sorted(waiting):
+                        records[other].status, records[other].error = "skipped", f"stopped after '{name}' failed (--fail-fast)"
+                        notify(records[other])
+                    waiting.clear()
+                release_inputs(job)
+                submit_ready()  # its resources are free again for nodes that were waiting for room
+                continue
+            where = result["where"]
+            record.status = "done"
+            record.started_at, record.ended_at = where["started_at"], where["ended_at"]
+            record.host, record.node_id, record.worker_id = where["host"], where["node_id"], where["worker_id"]
+            record.pid, record.gpu_ids, record.meta = where["pid"], where["gpu_ids"], result["meta"]
+            for child in children.get(name, ()):
+                if child in missing:  # cached children (given) wait for nothing
+                    missing[child] -= 1
+                    if missing[child] == 0:
+                        ready_set.add(child)
+            if children_left.get(name, 0) > 0:
+                states[name] = state_ref
+            release_inputs(job)
+            notify(record)
+            submit_ready()
+    except BaseException as exc:  # Ctrl-C, SIGTERM, or the driver's own failure (a full disk): stop what runs
+        stopped = _cancel(pending)
+        if isinstance(exc, KeyboardInterrupt):
+            for other in stopped:
+                records[other].status, records[other].ended_at = "interrupted", time.time()
+                records[other].error = "interrupted (Ctrl-C or SIGTERM) while running"
+                notify(records[other])
+        raise
     if hub is not None:
         drain_progress()
     return records

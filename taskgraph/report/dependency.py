@@ -253,5 +253,6 @@ def write_picture(
         return ""
     text = {"mmd": to_mermaid, "dot": to_dot, "ascii": to_ascii}[fmt](spec, plan, status, durations)
     if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # as for pictures: -o out/order.dot just works
         Path(path).write_text(text, encoding="utf-8")
     return text

@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 __all__ = ["NodeProgress", "ProgressState", "LiveView", "PlainView", "make_view"]
 
 _STYLE = {"pending": "dim", "queued": "yellow", "running": "bold blue", "done": "green", "cached": "cyan",
-          "failed": "bold red", "skipped": "yellow"}
+          "failed": "bold red", "skipped": "yellow", "interrupted": "bold magenta"}
 
 
 @dataclass
 class NodeProgress:
-    status: str = "pending"  # pending | queued | running | done | cached | failed | skipped
+    status: str = "pending"  # pending | queued | running | done | cached | failed | skipped | interrupted
     epoch: int = 0
     epochs: int | None = None
     step: int = 0
@@ -178,6 +178,8 @@ class PlainView:
             self._write(f"  cached   {record.name}: {final}")
         elif record.status in ("failed", "skipped"):
             self._write(f"  {record.status:<8} {record.name}: {record.error}")
+        elif record.status == "interrupted":
+            self._write(f"  stopped  {record.name}: {record.error}")
 
     def on_progress(self, event: dict[str, Any]) -> None:
         self.state.on_progress(event)

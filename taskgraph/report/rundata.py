@@ -27,7 +27,7 @@ ABLATION, TRACE = "ablation.json", "trace.json"
 #: dependency picture and the tables.
 STATUS_FILL = {
     "done": "#86efac", "cached": "#d1d5db", "running": "#93c5fd", "pending": "#f3f4f6",
-    "failed": "#fca5a5", "skipped": "#fde68a",
+    "failed": "#fca5a5", "skipped": "#fde68a", "interrupted": "#f0abfc",
 }
 
 
