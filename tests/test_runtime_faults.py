@@ -236,14 +236,15 @@ def test_interrupt_marks_the_run_and_names_the_resume_command(write_graph, tmp_p
         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,
     )
-    deadline = time.time() + 180
-    while time.time() < deadline:  # until `a` is done and `b`'s worker has started
+    deadline = time.time() + 600  # a busy CI machine takes minutes to start Ray
+    while time.time() < deadline and driver.poll() is None:  # until `a` is done and `b`'s worker has started
         if list(runs.glob("slow/*/a/metrics.json")) and list(runs.glob("slow/*/b/attempts/*.json")):
             break
         time.sleep(0.2)
     else:
-        driver.kill()
-        pytest.fail("b never started: " + driver.communicate()[0])
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+        pytest.fail("b never started: " + "\n".join(driver.communicate()))
     time.sleep(1.0)
     os.kill(driver.pid, signum)  # the driver only, as `kill` would; Ctrl-C on a terminal reaches it the same way
     out, err = driver.communicate(timeout=120)
