@@ -23,6 +23,7 @@ from taskgraph.spec.data import (
     SyntheticShapesData,
     TimitSampleData,
 )
+from taskgraph.spec.filedata import ArraysData, ConllData, TableData
 from taskgraph.spec.losses import (
     AdversarialLoss,
     BinaryCrossEntropyLoss,
@@ -103,6 +104,9 @@ DataConfig = Annotated[
         Annotated[FsddData, Tag("fsdd")],
         Annotated[MnistData, Tag("mnist")],
         Annotated[DigitPairsData, Tag("digit_pairs")],
+        Annotated[TableData, Tag("table")],
+        Annotated[ConllData, Tag("conll")],
+        Annotated[ArraysData, Tag("arrays")],
         Annotated[CustomData, Tag("custom")],
     ],
     Discriminator(_tag("loader")),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from taskgraph.errors import SpecError, SpecIssue
 from taskgraph.spec.data import CustomData
+from taskgraph.spec.filedata import FILE_LOADERS, user_path
 
 if TYPE_CHECKING:
     from taskgraph.spec.loader import SourceMap
@@ -27,6 +28,9 @@ def missing_data(spec: Graph, source: SourceMap | None = None) -> list[SpecIssue
         config = spec.data.get(name)
         if config is None or isinstance(config, CustomData):
             continue
+        if isinstance(config, FILE_LOADERS):  # the user's own files: name the option that points at them
+            issues += _missing_files(name, config, source)
+            continue
         for path in config.reads():
             if path.exists():
                 continue
@@ -37,6 +41,19 @@ def missing_data(spec: Graph, source: SourceMap | None = None) -> list[SpecIssue
             issues.append(source.issue(loc, message) if source else SpecIssue(message=message, path=f"data.{name}"))
             break
     return issues
+
+
+def _missing_files(name: str, config: object, source: SourceMap | None) -> list[SpecIssue]:
+    """The first file option of a ``table``/``conll``/``arrays`` source that names no file here."""
+    for option, text in config.files().items():  # type: ignore[attr-defined]
+        path = user_path(text)
+        if path.exists():
+            continue
+        message = (f"data source '{name}': `{option}: {text}` does not exist ({path}). Relative paths are read from "
+                   "the folder taskgraph runs in; give an absolute path or run from the data's folder.")
+        loc = ("data", name, *option.split("."))
+        return [source.issue(loc, message) if source else SpecIssue(message=message, path=f"data.{name}.{option}")]
+    return []
 
 
 def check_data_present(spec: Graph, source: SourceMap | None = None) -> None:
