@@ -372,3 +372,10 @@ def test_blocked_float64_products_match_the_single_copy(monkeypatch):
     g_blocked, g_whole = gm.gramian(jac), gm.gramian(jac, jac.double())
     assert torch.allclose(g_blocked, g_whole, rtol=1e-14, atol=0)
     assert torch.allclose(build("upgrad", 3)(jac), whole, rtol=1e-6, atol=0)
+
+
+def test_a_nan_gradient_gives_a_nan_update_not_a_solver_error():
+    jac = jacobian("random", 3, torch.float32)
+    jac[1, 2] = float("nan")
+    for method in AGGREGATORS:
+        assert torch.isnan(direction(method, jac)).all(), method

@@ -39,7 +39,10 @@ class GramianAggregator:
         self.weigh = weigh
 
     def weights(self, jac: torch.Tensor, copy: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.from_numpy(self.weigh(gramian(jac, copy).cpu().numpy()))
+        gram = gramian(jac, copy).cpu().numpy()
+        if not np.isfinite(gram).all():  # a NaN/inf gradient stays visible (the loop stops on it), not a solver error
+            return torch.full((len(jac),), float("nan"), dtype=torch.float64)
+        return torch.from_numpy(self.weigh(gram))
 
     def __call__(self, jac: torch.Tensor) -> torch.Tensor:
         copy = float64_copy(jac)
