@@ -43,7 +43,12 @@ def ray_local():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+        from taskgraph.execute.cluster import start_with_retry
+
+        start_with_retry(  # a busy CI machine can miss Ray's fixed 30 s startup window once
+            lambda: ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False),
+            cleanup=ray.shutdown,
+        )
 
         warm_workers()
     yield ray

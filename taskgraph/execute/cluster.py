@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ import ray
 
 from taskgraph.errors import ExecutionError, Interrupted
 
-__all__ = ["RaySession", "connect", "stop_signal"]
+__all__ = ["RaySession", "StartupTimeout", "connect", "start_with_retry", "stop_signal"]
 
 
 @dataclass
@@ -60,6 +61,45 @@ def _sigterm_interrupts(session: RaySession, before: Any) -> RaySession:
     return session
 
 
+class StartupTimeout(Exception):
+    """Ray's own processes did not register in time (Ray raises a bare ``Exception`` for this)."""
+
+
+#: Ray 2.60 gives a new local node a fixed 30 s to register (``ray._private.node``), which a
+#: 2-core machine under load can miss; its processes are then torn down and started once more.
+STARTUP_ATTEMPTS = 2
+_STARTUP_TIMEOUT_TEXT = "timed out during startup"
+
+
+def start_with_retry(start: Callable[[], Any], cleanup: Callable[[], Any], attempts: int = STARTUP_ATTEMPTS) -> Any:
+    """``start()``, tried again after ``cleanup()`` when Ray says its node timed out during startup.
+
+    Any other failure passes through at once. The last timeout becomes ``StartupTimeout`` with a
+    message that says what happened and what to do, instead of Ray's bare ``Exception``.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return start()
+        except Exception as exc:  # Ray raises a bare Exception for a startup timeout
+            if _STARTUP_TIMEOUT_TEXT not in str(exc):
+                raise
+            cleanup()
+            if attempt == attempts:
+                raise StartupTimeout(
+                    f"Ray's processes did not start within Ray's 30 s limit, {attempts} times (is the machine "
+                    f"overloaded? load average {_load()}). Try again when it is less busy, or start Ray once "
+                    "with `ray start --head --num-cpus N` and pass --address auto"
+                ) from exc
+    raise AssertionError("unreachable")
+
+
+def _load() -> str:
+    try:
+        return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> RaySession:
     """Join the Ray given by ``address`` / ``RAY_ADDRESS``, reuse one already initialised, or start one.
 
@@ -79,15 +119,18 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
         # warning saying so; keep the secure default, drop the noise. (Setting RAY_AUTH_MODE here
         # would be too late: Ray reads it when it is imported.)
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-        ray.init(
-            address="local",  # always a fresh instance: never join a `ray start` cluster by accident
-            num_cpus=num_cpus,
-            num_gpus=num_gpus,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=False,
+        start_with_retry(
+            lambda: ray.init(
+                address="local",  # always a fresh instance: never join a `ray start` cluster by accident
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            ),
+            cleanup=ray.shutdown,
         )
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (ConnectionError, RuntimeError, ValueError, StartupTimeout) as exc:
         where = f"the Ray cluster at '{address}'" if address else "a local Ray instance"
         raise ExecutionError(
             f"cannot connect to {where}: {exc}. Check the address (auto, host:6379 or ray://host:10001), "
