@@ -102,3 +102,33 @@ def test_failed_node_keeps_finished_artifacts(ray_local, write_graph, tmp_path):
     run = json.loads((result.run_dir / "run.json").read_text())
     assert run["status"] == "failed" and run["nodes"]["right"]["error"]
     assert (result.run_dir / "left" / "metrics.json").is_file()
+
+
+@pytest.mark.slow
+def test_names_of_the_longest_allowed_length_run_and_cache(ray_warm, write_graph, tmp_path):
+    """Names become folder and file names (run folder, node folders, checkpoints, cache index):
+    100 characters, the schema's limit, must run and be served from the cache the second time."""
+    g, a, b = "g" * 100, "a" * 100, "b" * 100
+    path = write_graph(f"""
+name: {g}
+data:
+  shapes: {{loader: synthetic_shapes, n: 200, dim: 8, classes: 4}}
+tasks:
+  {a}:
+    data: shapes
+    modules: {{encoder: {{type: mlp, in: 8, hidden: [8]}}, head: {{type: linear, out: 4}}}}
+    loss: {{type: cross_entropy, target: label}}
+    train: {{epochs: 1, checkpoint_every: 1}}
+  {b}:
+    data: shapes
+    depends_on: {{{a}: {{share: [encoder]}}}}
+    modules: {{encoder: {{type: mlp, in: 8, hidden: [8]}}, head: {{type: linear, out: 1}}}}
+    loss: {{type: binary_cross_entropy, target: parity}}
+    train: {{epochs: 1}}
+""")
+    spec = taskgraph.load(path)
+    first = taskgraph.run(spec, run_root=tmp_path / "runs")
+    assert first.ok, {n: r.error for n, r in first.records.items()}
+    assert (first.run_dir / b / "metrics.json").is_file()
+    again = taskgraph.run(spec, run_root=tmp_path / "runs")
+    assert again.ok and {r.status for r in again.records.values()} == {"cached"}
