@@ -7,6 +7,7 @@ silently become 1 in an ``int`` field (``epochs: true``), and ``.inf``/``.nan`` 
 
 from __future__ import annotations
 
+import functools
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -70,6 +71,20 @@ class LocatedProblems(ValueError):
         super().__init__("; ".join(msg for _, msg in problems))
 
 
+def _has_number(tp: Any) -> bool:
+    """Whether annotation ``tp`` holds an int or float anywhere outside nested models."""
+    if tp in (int, float):
+        return True
+    return any(_has_number(arg) for arg in get_args(tp) if arg is not Ellipsis and not isinstance(arg, str))
+
+
+@functools.cache
+def _number_fields(model: type[BaseModel]) -> tuple[tuple[str, str, Any], ...]:
+    """``(alias, name, annotation)`` of the fields that can hold numbers: the only ones to look at."""
+    return tuple((info.alias or name, name, info.annotation) for name, info in model.model_fields.items()
+                 if _has_number(info.annotation))
+
+
 class _Spec(BaseModel):
     @model_validator(mode="before")
     @classmethod
@@ -78,11 +93,12 @@ class _Spec(BaseModel):
         if not isinstance(data, dict):
             return data
         out = data
-        for name, field in cls.model_fields.items():
-            key = field.alias if field.alias in data else name
-            if key in data:
-                marked = _mark_bools(field.annotation, data[key])
-                if marked is not data[key]:
+        for alias, name, annotation in _number_fields(cls):
+            key = alias if alias in data else name
+            value = data.get(key)
+            if isinstance(value, (bool, list, tuple, dict)):
+                marked = _mark_bools(annotation, value)
+                if marked is not value:
                     out = {**out, key: marked}
         return out
 

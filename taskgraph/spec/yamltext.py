@@ -53,14 +53,22 @@ _YAML11_ONLY = re.compile(
     r"(?<![\w.-])(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)(?![\w.-])"
     r"|(?<![\w.])[-+]?0(?:[0-7_]+|o[0-7_]+)(?![\w.])"
     r"|(?<![\w.])[-+]?\d[\d_]*(?::[0-5]?\d)+(?![\w.])"
-    r"|(?<![\w.])[-+]?\d[\d_]*[eE][-+]?\d+(?![\w.])"
-    r"|(?<![\w.])[-+]?[\d.][\d_.]*[eE]\d"
+    r"|(?<![\w.])[-+]?\d[\d_]*[eE][-+]?\d"
+    r"|(?<![\w.])[-+]?\d[\d_]*\.[\d_]*[eE]\d"
+    r"|(?<![\w.])[-+]?\.\d[\d_]*[eE]\d"
     r"|(?<![\w.])[-+]\.\d"
     r"|(?<![\w.])\d{4}-\d\d?-\d\d?"
-    r"|(?:^|[\s\[{,])[=!]"
-    r"|<<",
-    re.MULTILINE,
 )
+#: Indicators yaml-rs reads differently: a `=` or `!` starting a token, and `<<` (checked only when
+#: the character is in the text at all, which keeps the common case one substring test).
+_INDICATORS = re.compile(r"(?:^|[\s\[{,])[=!]", re.MULTILINE)
+
+
+def _yaml12_differs(text: str) -> bool:
+    """True when PyYAML (YAML 1.1) and yaml-rs (YAML 1.2) might build different data from ``text``."""
+    if "<<" in text or (("=" in text or "!" in text) and _INDICATORS.search(text)):
+        return True
+    return _YAML11_ONLY.search(text) is not None
 
 
 # --------------------------------------------------------------------------- bytes -> text
@@ -284,7 +292,7 @@ def duplicate_keys(node: yaml.Node | None, file: str | None) -> list[SpecIssue]:
 def fast_load(text: str) -> dict[str, Any] | None:
     """Large files through yaml-rs when it is installed and the text has nothing the two parsers
     read differently; ``None`` means "use PyYAML", which also explains every error."""
-    if len(text) < FAST_PARSE_MIN_BYTES or _YAML11_ONLY.search(text) or _bracket_depth(text) > MAX_DEPTH:
+    if len(text) < FAST_PARSE_MIN_BYTES or _yaml12_differs(text) or _bracket_depth(text) > MAX_DEPTH:
         return None
     try:
         import yaml_rs

@@ -108,7 +108,7 @@ def test_set_changes_only_the_place_it_names_even_through_an_alias():
 
 
 @pytest.mark.parametrize("scalar", [
-    "1.0e3", "1.5e3", "+.5", "-.5", "=", "!foo bar", "<<", "1e3", "0b101", "1_000", "0x1F", ".inf", "~",
+    "1.0e3", "1.5e3", "1.0e-3", "1.0E+3", ".5e3", ".5e-3", "+.5", "-.5", "=", "!foo bar", "<<", "1e3", "0b101", "1_000", "0x1F", ".inf", "~",
     "2026-13-45", "yes", "1:30", "017", "'a''b'", "!!str 1", "!!binary aGk=",
 ])
 def test_fast_path_never_reads_a_scalar_differently(scalar, monkeypatch):
