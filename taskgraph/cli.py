@@ -399,9 +399,12 @@ def resume(
 
 
 @app.command("list")
-def list_(what: Annotated[ListWhat, typer.Argument(help="Which names to list.")] = ListWhat.all) -> None:
+def list_(
+    what: Annotated[ListWhat, typer.Argument(help="Which names to list.")] = ListWhat.all,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Each name's options, defaults and meaning.")] = False,
+) -> None:
     """The names a graph file may use (or 'package.module:name' for your own code)."""
-    from taskgraph.spec.components import METRICS, DataConfig, LossConfig, ModuleConfig, names_of
+    from taskgraph.spec.components import METRICS, DataConfig, LossConfig, ModuleConfig, names_of, options_of
     from taskgraph.spec.weighting import weighting_names
 
     tables = {
@@ -415,8 +418,12 @@ def list_(what: Annotated[ListWhat, typer.Argument(help="Which names to list.")]
         if what.value not in ("all", key):
             continue
         _echo(f"{key} ({field}: ...):")
+        options = options_of({"modules": ModuleConfig, "losses": LossConfig, "loaders": DataConfig}[key]) \
+            if verbose and key in ("modules", "losses", "loaders") else {}
         for name, doc in names.items():
             _echo(f"  {name:<22} {doc}")
+            for line in options.get(name, ()):
+                _echo(f"      {line}")
 
 
 @app.command()

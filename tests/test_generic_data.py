@@ -103,3 +103,27 @@ def test_conll_2002_style_files_train_without_code(ray_local, write_graph, tmp_p
     assert result.ok
     final = json.loads((result.run_dir / "tagger" / "metrics.json").read_text())["final"]
     assert 0.0 <= final["span_f1"] <= 1.0 and 0.0 <= final["accuracy"] <= 1.0
+
+
+def test_node_key_follows_the_table_file_content(write_graph, tmp_path):
+    from taskgraph.plan.graph import make_plan
+    from taskgraph.plan.keys import node_keys
+
+    _census_csv(tmp_path / "people.csv")
+    spec = taskgraph.load(write_graph(CSV_GRAPH.format(path=tmp_path / "people.csv")))
+    before = node_keys(spec, make_plan(spec))
+    text = (tmp_path / "people.csv").read_text()
+    (tmp_path / "people.csv").write_text(text.replace("<=50K", "XX", 1))
+    after = node_keys(spec, make_plan(spec))
+    assert before["income"] != after["income"] and before["grade"] != after["grade"]
+
+
+def test_list_loaders_verbose_prints_each_option_with_its_description(capsys):
+    from taskgraph.cli import main
+
+    assert main(["list", "loaders", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "  table " in out and "      split_column: str | None = None  Column saying each row's split" in out
+    assert "      labels: tuple[ConllColumn, ...] = ()  Tag columns" in out
+    assert "      npy: tuple[tuple[str, str], ...] = ()" in out
+    assert main(["list", "loaders"]) == 0 and "split_column" not in capsys.readouterr().out

@@ -9,7 +9,8 @@ implementation in ``taskgraph.train``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+import re
+from typing import Annotated, Any, Union, get_args
 
 from pydantic import Discriminator, Tag
 
@@ -48,7 +49,7 @@ from taskgraph.spec.modules import (
     TokenEmbeddingModule,
 )
 
-__all__ = ["ModuleConfig", "LossConfig", "DataConfig", "METRICS", "names_of"]
+__all__ = ["ModuleConfig", "LossConfig", "DataConfig", "METRICS", "names_of", "options_of"]
 
 
 def _tag(key: str) -> Any:
@@ -139,4 +140,31 @@ def names_of(union: Any) -> dict[str, str]:
             continue
         doc = (model.__doc__ or "").strip().splitlines()
         out[tag] = doc[0] if doc else ""
+    return dict(sorted(out.items()))
+
+
+def _type_name(annotation: Any) -> str:
+    """``tuple[TableLabel, ...]``, ``str | None``: the annotation without module prefixes."""
+    if isinstance(annotation, type) and not get_args(annotation):
+        return annotation.__name__
+    return re.sub(r"\b[\w]+\.", "", str(annotation).replace("typing.", "").replace("NoneType", "None"))
+
+
+def options_of(union: Any) -> dict[str, list[str]]:
+    """Registry name -> one line per option (``name: type = default  description``), read from the
+    variant's pydantic fields, so ``taskgraph list -v`` and the configs can never disagree."""
+    out: dict[str, list[str]] = {}
+    for member in union.__origin__.__args__:
+        model, tag = member.__origin__, member.__metadata__[0].tag
+        if tag == "custom":
+            continue
+        lines = []
+        for name, info in model.model_fields.items():
+            if name in ("type", "loader"):
+                continue
+            key = info.alias or name
+            kind = _type_name(info.annotation)
+            default = "required" if info.is_required() else f"= {info.default!r}"
+            lines.append(f"{key}: {kind} {default}" + (f"  {info.description}" if info.description else ""))
+        out[tag] = lines
     return dict(sorted(out.items()))
