@@ -38,12 +38,11 @@ IGNORE = -100
 
 
 def _labelled(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flattened predictions and labels where a label exists (integer targets != -100)."""
+    """Flattened predictions and labels where a label exists (integer targets != -100, float
+    targets not NaN: the losses' rule, so a binary task with missing labels scores its labelled rows)."""
     pred, true = pred.flatten(), target.flatten()
-    if not true.is_floating_point():
-        keep = true != IGNORE
-        pred, true = pred[keep], true[keep]
-    return pred, true.long()
+    keep = ~torch.isnan(true) if true.is_floating_point() else true != IGNORE
+    return pred[keep], true[keep].long()
 
 
 @METRIC_FNS.register("accuracy")
@@ -66,6 +65,9 @@ def macro_f1(output: torch.Tensor, target: torch.Tensor) -> float:
 
 def _regression(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     output = match_target(output, target)
+    if target.is_floating_point():  # NaN: a missing label, left out as the losses leave it out
+        keep = ~torch.isnan(target)
+        return output[keep] - target[keep].to(output.dtype)
     return output - target.to(output.dtype)
 
 
@@ -128,7 +130,9 @@ def compute_metric(name: str, output: torch.Tensor, target: torch.Tensor) -> flo
 @METRIC_FNS.register("binary_f1")
 def binary_f1(output: torch.Tensor, target: torch.Tensor) -> float:
     """F1 of the positive class: rare events (boundaries) where accuracy rewards always saying no."""
-    pred, true = predictions(output, target).flatten().bool(), target.flatten() > 0.5
+    pred, target = predictions(output, target).flatten(), target.flatten()
+    keep = ~torch.isnan(target) if target.is_floating_point() else target != IGNORE  # missing labels
+    pred, true = pred[keep].bool(), target[keep] > 0.5
     tp = (pred & true).sum().item()
     fp = (pred & ~true).sum().item()
     fn = (~pred & true).sum().item()

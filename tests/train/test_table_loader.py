@@ -138,3 +138,13 @@ def test_missing_file_is_named_with_its_option_and_line_before_ray(write_graph, 
     err = capsys.readouterr().err
     assert f"{graph}:6:10: data.people.val: data source 'people': `val: {tmp_path}/nowhere.csv` does not exist" in err
     assert "Traceback" not in err
+
+
+def test_metrics_skip_nan_labels_as_the_losses_do():
+    from taskgraph.train.metrics import METRIC_FNS
+
+    output = torch.tensor([[2.0], [-1.0], [3.0], [0.5]])
+    target = torch.tensor([1.0, 0.0, float("nan"), 1.0])  # a binary column with one missing label
+    assert METRIC_FNS.get("accuracy")(output, target) == 1.0
+    assert METRIC_FNS.get("mse")(output, target) == pytest.approx((1.0 + 1.0 + 0.25) / 3)
+    assert METRIC_FNS.get("binary_f1")(output, target) == 1.0
