@@ -67,6 +67,17 @@ def test_viz_into_a_folder_in_the_way_or_read_only(tmp_path, tmpfs, capsys):
         assert f"cannot write {read_only / name}: Read-only file system" in line and "Pass -o a path" in line
 
 
+def test_report_into_a_read_only_folder(tmp_path, tmpfs, capsys):
+    from tests.report.fake_run import make_run
+
+    run_dir = make_run(tmp_path / "runs", {"finetune": "interrupted"})  # an interrupted run reports too
+    read_only = tmpfs("ro", read_only=True)
+    assert main(["report", str(run_dir), "-o", str(read_only / "report.html")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line == f"error: cannot write {read_only / 'report.html'}: Read-only file system. Pass -o a path in a folder you can write to."
+    assert main(["report", str(run_dir), "-o", str(tmp_path / "report.html")]) == 0
+
+
 def test_viz_text_format_makes_its_folder(tmp_path):
     out = tmp_path / "new" / "order.dot"
     assert main(["viz", str(QUICKSTART), "-o", str(out)]) == 0 and "digraph" in out.read_text()
