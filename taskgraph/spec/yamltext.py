@@ -132,7 +132,7 @@ def compose(text: str, file: str | None) -> yaml.Node | None:
 
 
 def _careful(text: str, file: str | None) -> tuple[Any, yaml.Node | None, list[SpecIssue]]:
-    if _bracket_depth(text) > MAX_DEPTH:
+    if text.count("[") + text.count("{") > _COMPOSER_SAFE_BRACKETS:
         _check_flow_depth(text, file)  # before libyaml's recursive composer sees it
     loader = _LOADER(text)
     try:
@@ -171,14 +171,10 @@ def _yaml_issue(exc: yaml.YAMLError, text: str, file: str | None) -> SpecIssue:
     return SpecIssue(message=f"not valid YAML: {problem}. {fix}", file=file, line=line, column=column)
 
 
-def _bracket_depth(text: str) -> int:
-    """An upper bound on flow nesting (brackets inside quotes and comments count too): cheap, and
-    exact enough to skip the precise check on every real file."""
-    depth = deepest = 0
-    for match in re.finditer(r"[\[\]{}]", text):
-        depth += 1 if match.group() in "[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
+#: libyaml's composer recurses in C once per nesting level and crashes near 100,000 levels (SIGSEGV);
+#: a text with at most this many opening brackets cannot nest deeper than it, however they are quoted.
+#: Past it, an event pass (libyaml's parser is iterative) measures the real depth first.
+_COMPOSER_SAFE_BRACKETS = 5_000
 
 
 def _check_flow_depth(text: str, file: str | None) -> None:
@@ -292,7 +288,7 @@ def duplicate_keys(node: yaml.Node | None, file: str | None) -> list[SpecIssue]:
 def fast_load(text: str) -> dict[str, Any] | None:
     """Large files through yaml-rs when it is installed and the text has nothing the two parsers
     read differently; ``None`` means "use PyYAML", which also explains every error."""
-    if len(text) < FAST_PARSE_MIN_BYTES or _yaml12_differs(text) or _bracket_depth(text) > MAX_DEPTH:
+    if len(text) < FAST_PARSE_MIN_BYTES or _yaml12_differs(text):
         return None
     try:
         import yaml_rs
@@ -301,7 +297,7 @@ def fast_load(text: str) -> dict[str, Any] | None:
     try:
         limits = yaml_rs.AliasLimits(max_total_replayed_events=MAX_ALIAS_VALUES)
         data = yaml_rs.loads(text, parse_datetime=False, alias_limits=limits)
-    except Exception:  # duplicate keys, syntax errors, alias limits: the careful path explains
+    except Exception:  # duplicate keys, syntax errors, alias and nesting limits: the careful path explains
         return None
     if not isinstance(data, dict) or _data_depth(data) > MAX_DEPTH:
         return None

@@ -204,3 +204,14 @@ def test_bad_set_values_are_one_error_naming_the_file(value, expected, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"{graph}: --set 'tasks.pretrain.train.lr=") and expected in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 2  # the problem, then the count
+
+
+def test_brackets_inside_strings_do_not_hide_deep_nesting(tmp_path):
+    """Closing brackets in quoted text must not lower the depth estimate: 60,000 real levels, each
+    with a quoted ']', are still refused (they would crash libyaml's composer)."""
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: g\ntasks: " + "['],'," * 60_000 + "]" * 60_000 + "\n")
+    out = subprocess.run([sys.executable, "-m", "taskgraph", "validate", str(path)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "nested more than 100 levels deep" in out.stderr and "Traceback" not in out.stderr
