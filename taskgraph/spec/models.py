@@ -10,7 +10,7 @@ import difflib
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from taskgraph.spec.base import Frozen, LocatedProblems
 from taskgraph.spec.components import METRICS, DataConfig, LossConfig, ModuleConfig
@@ -301,7 +301,10 @@ class Defaults(Frozen):
 
 
 class Graph(Frozen):
-    """A whole graph file."""
+    """A whole graph file. Top-level ``x-...`` keys are dropped before validation (they hold YAML
+    anchors for ``<<: *name`` merges); the JSON Schema allows them so editors do not flag them."""
+
+    model_config = ConfigDict(json_schema_extra={"patternProperties": {"^x-": {}}})
 
     name: Name
     seed: int = 0

@@ -94,6 +94,14 @@ def test_both_paths_build_the_same_spec_from_merge_keys(monkeypatch):
     assert parse_spec(BASE)[0] == careful == parse_spec(padded(BASE))[0]
 
 
+def test_top_level_x_keys_hold_anchors_and_the_schema_allows_them():
+    from taskgraph.spec.models import Graph
+
+    assert parse_spec(BASE)[0].name == "g"  # x-train is not a graph field, and not an error
+    assert Graph.model_json_schema(by_alias=True)["patternProperties"] == {"^x-": {}}
+    assert "unknown key 'y-train'" in error_of(BASE.replace("x-train", "y-train"))
+
+
 def test_duplicate_keys_next_to_a_merge_are_still_refused():
     text = BASE.replace("      lr: 0.01\n", "      lr: 0.01\n      lr: 0.02\n")
     assert "g.yaml:13:7: tasks.a.train.lr: duplicate key 'lr' (first defined on line 12)" in error_of(text)
