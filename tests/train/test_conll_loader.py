@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,38 @@ def test_fraction_split_is_seeded_and_errors_name_file_and_line(tmp_path):
     short.write_text("Jan N B-PER\nzegt V\n")
     with pytest.raises(TrainError, match=r"short.txt:2: 2 column\(s\) in 'zegt V', but labels.ner reads column 2"):
         load_data(_config(path=str(short), labels={"ner": 2}))
+
+
+CONLL2000 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "conll2000"
+
+
+def _digest(splits) -> str:
+    digest = hashlib.sha256()
+    for split in ("train", "val"):
+        for name, tensor in getattr(splits, split).items():
+            digest.update(f"{split}.{name}.{tensor.dtype}.{tuple(tensor.shape)}".encode())
+            digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+# Digests of the conll2000 loader's tensors before it became a preset of `conll` (its own reader,
+# vocabulary and feature code, commit 939932a): the preset must reproduce them byte for byte.
+BEFORE_PRESET = [
+    ({"max_sentences": 300, "max_val_sentences": 100, "vocab_size": 500},
+     "61e9e3367bb1e66c57ff43de6513a6f2ff255d2cbd32cbba9b1f46f5bd8cf3f1"),
+    ({"max_sentences": 200, "max_val_sentences": 80, "features": True, "lowercase": True, "chars": 6,
+      "suffix_vocab": 300, "suffix_length": 2, "shape_vocab": 40, "char_vocab": 30},
+     "e1b5eb8505ddf0ff4ad43d190a20c33c4ebbaae047de040057661395241b42dd"),
+]
+
+
+@pytest.mark.skipif(not (CONLL2000 / "train.txt").exists(), reason="shared/data/conll2000 is not staged")
+@pytest.mark.parametrize("options,before", BEFORE_PRESET)
+def test_conll2000_preset_is_byte_identical_to_the_loader_it_replaced(options, before):
+    from taskgraph.spec.data import Conll2000Data
+
+    preset = load_data(Conll2000Data(loader="conll2000", root=str(CONLL2000), **options))
+    generic = load_data(_config(train=str(CONLL2000 / "train.txt"), val=str(CONLL2000 / "test.txt"),
+                                labels={"pos": 1, "chunk": {"column": 2, "span": True}}, **options))
+    assert list(preset.train) == list(generic.train)
+    assert _digest(preset) == _digest(generic) == before
