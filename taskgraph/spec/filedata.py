@@ -39,6 +39,15 @@ def _named(value: Any, default_key: str) -> Any:
     return value
 
 
+def _as_text(value: Any) -> Any:
+    """A number or boolean from YAML as the text a table cell becomes (``1.0`` -> ``1``, ``true`` -> ``True``)."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if isinstance(value, (int, float)) else value
+
+
 class _FilesBase(_DataBase):
     """One file split by ``val_fraction`` (``path``), or a ``train`` and a ``val`` file."""
 
@@ -79,6 +88,14 @@ class TableLabel(Frozen):
     positive: str | None = Field(None, description="binary: the value that is 1 (default: values 0/1 or true/false).")
     classes: tuple[str, ...] | None = Field(
         None, description="class: the ids' order (default: training values, sorted); others are missing.")
+
+    @field_validator("positive", "classes", mode="before")
+    @classmethod
+    def _values_as_text(cls, value: Any) -> Any:
+        """``positive: 1``, ``classes: [0, 1, 2]``: cells are matched as text (``1.0`` reads as ``1``)."""
+        if isinstance(value, (list, tuple)):
+            return [_as_text(v) for v in value]
+        return _as_text(value)
 
     @property
     def source(self) -> str:
@@ -131,9 +148,7 @@ class TableData(_FilesBase):
         return self
 
     def field_widths(self) -> dict[str, int]:
-        """``x``'s width when the features are plain names and none is categorical."""
-        plain = all(not any(c in f for c in "*?[") for f in self.features)
-        return {self.input_field: len(self.features)} if plain and not self.categorical else {}
+        return {}  # a named column may hold text (one-hot, as wide as its categories): only the data knows
 
 
 class ConllColumn(Frozen):

@@ -115,8 +115,20 @@ def test_config_errors_are_spec_errors():
         _config(labels=["y"])
     with pytest.raises(ValidationError, match="split_column"):
         _config(train="a.csv", val="b.csv", split_column="part")
-    assert _config(path="t.csv", features=["a", "b"]).field_widths() == {"x": 2}
-    assert _config(path="t.csv", features=["a*"]).field_widths() == {}
+    assert _config(path="t.csv", features=["a", "b"]).field_widths() == {}  # `a` may be text: one-hot
+
+
+def test_numbers_in_yaml_match_cells_as_text(tmp_path):
+    path = _write(tmp_path, "t.csv", {"f": [1, 2, 3, 4, 5, 6], "y": [1, 2, 2, None, 3, 1], "b": [0, 1, 1, 0, 1, 0]})
+    config = _config(path=path, features=["f"], val_fraction=0.5,
+                     labels={"y": {"classes": [3, 2, 1]}, "b": {"kind": "binary", "positive": 0}})
+    splits = load_data(config)
+    rows = torch.cat([splits.train["x"], splits.val["x"]])
+    y = torch.cat([splits.train["y"], splits.val["y"]])
+    b = torch.cat([splits.train["b"], splits.val["b"]])
+    order = rows[:, 0].argsort()
+    assert y[order].tolist() == [2, 1, 1, IGNORE, 0, 2]  # ids in the order `classes` lists them
+    assert b[order].tolist() == [1, 0, 0, 1, 0, 1]  # positive: 0
 
 
 def test_missing_file_is_named_with_its_option_and_line_before_ray(write_graph, tmp_path, capsys):
