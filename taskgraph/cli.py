@@ -5,6 +5,7 @@ Every user error is a ``TaskgraphError``: printed as one message, no traceback, 
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import warnings
@@ -60,16 +61,29 @@ def _writing(output: Path | None, option: str = "-o") -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if output is None or exc.filename is None:
+        if output is None:
             raise
-        failed = Path(str(exc.filename)).resolve()
         target = output.resolve()
-        if failed != target and failed not in target.parents and not str(failed).startswith(f"{target}."):
+        failed = target if exc.filename is None else Path(str(exc.filename)).resolve()  # a write: no name
+        if failed != target and failed not in target.parents and target not in failed.parents \
+                and not str(failed).startswith(f"{target}."):
             raise
-        at = "" if failed == target else f" ({exc.filename})"
+        at = "" if failed == target or exc.filename is None else f" ({exc.filename})"
+        fix = "Free space there or pass" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "Pass"
         raise TaskgraphError(
-            f"cannot write {output}: {exc.strerror}{at}. Pass {option} a path in a folder you can write to."
+            f"cannot write {output}: {exc.strerror}{at}. {fix} {option} a path in a folder you can write to."
         ) from None
+
+
+def _check_writable(folder: Path, option: str = "-o") -> None:
+    """Make ``folder`` and write (then remove) a file in it: a read-only or full target fails now."""
+    import tempfile
+
+    with _writing(folder, option):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".taskgraph-probe-") as probe:
+            probe.write(b"\0")
+            probe.flush()
 
 
 def _load(graph: Path, overrides: list[str] | None):
@@ -332,10 +346,12 @@ def affinity(
     spec, source, _plan = _load(graph, set_)
     _check_local_data(spec, source, None)  # affinity trains in this process
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-    report = measure_affinity(
-        spec, names, shared, out_dir=output, ratio=ratio, epochs=epochs, batch_size=batch_size,
-        lookahead_lr=lookahead_lr, every=every, seed=spec.seed,
-    )
+    _check_writable(output)  # before minutes of measuring, not after
+    with _writing(output):
+        report = measure_affinity(
+            spec, names, shared, out_dir=output, ratio=ratio, epochs=epochs, batch_size=batch_size,
+            lookahead_lr=lookahead_lr, every=every, seed=spec.seed,
+        )
     _echo(report.text())
     _echo(f"\nwrote {output / 'affinity.json'} and {output / 'suggested.yaml'} (start from it: taskgraph validate ...)")
 

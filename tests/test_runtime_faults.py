@@ -78,6 +78,18 @@ def test_report_into_a_read_only_folder(tmp_path, tmpfs, capsys):
     assert main(["report", str(run_dir), "-o", str(tmp_path / "report.html")]) == 0
 
 
+def test_affinity_output_that_cannot_be_written_fails_before_measuring(tmpfs, capsys):
+    full = tmpfs("full", size="8k")
+    _fill(full / "filler")
+    cases = {tmpfs("ro", read_only=True) / "aff": "Read-only file system. Pass -o",
+             full / "aff": "No space left on device. Free space there or pass -o"}
+    for output, said in cases.items():
+        assert main(["affinity", str(QUICKSTART), "-o", str(output), "--epochs", "1"]) == 2
+        out, err = capsys.readouterr()
+        assert one_error_line(err) == f"error: cannot write {output}: {said} a path in a folder you can write to."
+        assert out == ""  # nothing measured
+
+
 def test_viz_text_format_makes_its_folder(tmp_path):
     out = tmp_path / "new" / "order.dot"
     assert main(["viz", str(QUICKSTART), "-o", str(out)]) == 0 and "digraph" in out.read_text()
