@@ -122,6 +122,9 @@ class TableData(_FilesBase):
         (), description="Columns (names or patterns) treated as categorical; non-numeric columns always are.")
     encoding: Literal["onehot", "ids"] = Field(
         "onehot", description="Categorical columns as one-hot columns of x, or as an int64 id field each.")
+    max_onehot: int = Field(
+        256, ge=1, description="A one-hot column with more training categories than this is an error (an id or "
+        "free-text column by mistake?): use encoding: ids, or leave it out of features.")
     standardize: bool = Field(True, description="Standardise numeric features with the training mean and std.")
     labels: tuple[TableLabel, ...] = Field(
         (), description="Label columns: {field: kind} or {field: {column, kind, positive, classes}}.")
@@ -136,6 +139,11 @@ class TableData(_FilesBase):
     @classmethod
     def _label_mapping(cls, value: Any) -> Any:
         return _named(value, "kind")
+
+    @field_validator("train_value", "val_value", mode="before")
+    @classmethod
+    def _split_value_as_text(cls, value: Any) -> Any:
+        return _as_text(value)  # `val_value: 1` for a 0/1 split column
 
     @model_validator(mode="after")
     def _split_column_needs_one_file(self) -> TableData:

@@ -82,6 +82,8 @@ def test_binary_needs_positive_for_text_values_and_unknown_column_suggests(tmp_p
     with pytest.raises(TrainError, match=r"t.csv: labels.incme.column: no column 'incme'. Did you mean 'income'\? "
                                          r"Columns: f, income"):
         load_data(_config(path=path, labels=["incme"]))
+    with pytest.raises(TrainError, match="column 'income' has 2 categories in training, more than max_onehot \\(1\\)"):
+        load_data(_config(path=path, labels=["f"], max_onehot=1))
     with pytest.raises(TrainError, match="features pattern 'g\\*' matches no column"):
         load_data(_config(path=path, features=["g*"], labels=["income"]))
 
@@ -96,6 +98,8 @@ def test_split_column_and_patterns_and_weights(tmp_path):
     assert splits.train["x"].shape == (3, 2)  # num_a, num_b; not `other`, not the split column
     with pytest.raises(TrainError, match="no row has part == 'dev'.*Values seen: test, train, val"):
         load_data(_config(path=config.path, split_column="part", val_value="dev", labels=["y"]))
+    numbered = load_data(_config(path=config.path, split_column="num_b", train_value=0, val_value=1, labels=["y"]))
+    assert numbered.train["y"].tolist() == [0, 1] and numbered.val["y"].tolist() == [0, 1, 1]
 
 
 @pytest.mark.parametrize("name", ["t.csv", "t.parquet", "t.jsonl"])

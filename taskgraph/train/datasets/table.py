@@ -196,6 +196,10 @@ def load_table(config: TableData) -> Splits:
     taken = {label.field for label in config.labels} | {config.input_field, "weight"}
     for column in categorical:
         vocab = _categories(frames, column)
+        if config.encoding == "onehot" and len(vocab) > config.max_onehot:
+            raise TrainError(f"{frames.where['train']}: column '{column}' has {len(vocab)} categories in training, "
+                             f"more than max_onehot ({config.max_onehot}) one-hot columns. Is it an id or free text? "
+                             "Leave it out of `features`, use `encoding: ids` (an embedding), or raise `max_onehot`.")
         for split in ("train", "val"):
             ids = _keys(frames.column(split, column, "features")).map(lambda k: 0 if pd.isna(k) else vocab.get(k, 0)).to_numpy(np.int64)
             if config.encoding == "ids":
