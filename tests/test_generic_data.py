@@ -127,3 +127,21 @@ def test_list_loaders_verbose_prints_each_option_with_its_description(capsys):
     assert "      labels: tuple[ConllColumn, ...] = ()  Tag columns" in out
     assert "      npy: tuple[tuple[str, str], ...] = ()" in out
     assert main(["list", "loaders"]) == 0 and "split_column" not in capsys.readouterr().out
+
+
+def test_validate_names_a_target_or_input_the_loader_does_not_give(write_graph, tmp_path):
+    from taskgraph.cli import main
+
+    _census_csv(tmp_path / "people.csv")
+    text = CSV_GRAPH.format(path=tmp_path / "people.csv")
+    assert main(["validate", str(write_graph(text))]) == 0
+    bad = write_graph(text.replace("target: grade", "target: grad").replace("    data: people\n    modules", "    data: people\n    input: features\n    modules", 1), "bad.yaml")
+    from taskgraph.errors import PlanError
+
+    with pytest.raises(PlanError) as caught:
+        taskgraph.load(bad)
+    message = str(caught.value)
+    assert "tasks.income.input: data source 'people' (table) has no field 'features'." in message
+    assert "tasks.grade.loss.target: data source 'people' (table) has no field 'grad'. Did you mean 'grade'? " \
+           "Known: grade, income, x." in message
+    assert f"{bad}:" in message

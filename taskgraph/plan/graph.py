@@ -238,8 +238,33 @@ def _width_problem(module: Any, width: int | None, feeds: str) -> tuple[str, str
     return None
 
 
+def _check_fields(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
+    """A task's ``input`` or loss ``target`` that its data source does not give fails in the worker,
+    after Ray started: say so now, listing the fields there are. Only for sources whose config alone
+    fixes their fields (``field_names()``: the generic ``table``/``conll``/``arrays`` loaders).
+    ``infonce`` targets may name a module, and user losses read what they like: not checked."""
+    from taskgraph.spec.models import suggest
+
+    problems: list[tuple[Loc, str]] = []
+    for name in sorted(spec.tasks):
+        task = spec.tasks[name]
+        reads: list[tuple[Loc, str, Any]] = [(("tasks", name, "input"), task.data, task.input)]
+        heads = getattr(task, "heads", None)
+        losses = ([(("tasks", name, "heads", h, "loss", "target"), head.data or task.data, head.loss)
+                   for h, head in heads.items()] if heads else [(("tasks", name, "loss", "target"), task.data, task.loss)])
+        reads += [(loc, source, loss.target) for loc, source, loss in losses
+                  if loss.type != "infonce" and ":" not in loss.type]
+        for loc, source, field in reads:
+            data = spec.data.get(source)
+            known = getattr(data, "field_names", lambda: None)() if data is not None else None
+            if known is not None and field not in known:
+                problems.append((loc, f"data source '{source}' ({data.loader}) has no field '{field}'."
+                                      f"{suggest(field, known)}"))
+    return problems
+
+
 #: Checks run in order; each returns (location, message) pairs. Add a check by appending here.
-CHECKS = (_check_cycle, _check_input_widths, _check_shared_modules)
+CHECKS = (_check_cycle, _check_input_widths, _check_fields, _check_shared_modules)
 
 
 def check_graph(spec: Graph, graph: nx.DiGraph | None = None) -> list[tuple[Loc, str]]:

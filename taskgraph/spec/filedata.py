@@ -70,6 +70,11 @@ class _FilesBase(_DataBase):
     def _more_sources(self) -> tuple[tuple[str, object], ...]:
         return ()
 
+    def field_names(self) -> frozenset[str] | None:
+        """The fields the loader returns, when the config alone fixes them (None: only the data knows).
+        ``validate`` checks each task's ``input`` and ``target`` against them before Ray starts."""
+        return None
+
     def files(self) -> dict[str, str]:
         """``{option: path}`` of the files named: the loaders read these, errors name the option."""
         return {k: v for k, v in (("path", self.path), ("train", self.train), ("val", self.val)) if v is not None}
@@ -155,6 +160,11 @@ class TableData(_FilesBase):
             raise ValueError(f"field names used twice: {', '.join(dup)}. Give each label its own `field`.")
         return self
 
+    def field_names(self) -> frozenset[str] | None:
+        if self.encoding == "ids":
+            return None  # one field per categorical column: the file's header says which
+        return frozenset({self.input_field, *(label.field for label in self.labels)} | ({"weight"} if self.weights else set()))
+
     def field_widths(self) -> dict[str, int]:
         return {}  # a named column may hold text (one-hot, as wide as its categories): only the data knows
 
@@ -212,6 +222,10 @@ class ConllData(_FilesBase):
             raise ValueError(f"field names used twice (x, length and tokens are taken): {', '.join(dup)}.")
         return self
 
+    def field_names(self) -> frozenset[str] | None:
+        fields = {"x", "length", *(c.field for c in self.labels + self.inputs)}
+        return frozenset(fields | ({"tokens"} if self.features else set()))
+
     def field_widths(self) -> dict[str, int]:
         return {}  # word ids, not features
 
@@ -237,6 +251,11 @@ class ArraysData(_FilesBase):
 
     def _more_sources(self) -> tuple[tuple[str, object], ...]:
         return (("npy", self.npy),)
+
+    def field_names(self) -> frozenset[str] | None:
+        if self.fields is not None:
+            return frozenset(self.fields)
+        return frozenset(name for name, _ in self.npy) or None
 
     def files(self) -> dict[str, str]:
         return {f"npy.{name}": file for name, file in self.npy} or super().files()
