@@ -26,6 +26,7 @@ from taskgraph.train.losses import loss_function
 from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, state_to_numpy
 from taskgraph.train.modules import build_module, reverse_gradient
+from taskgraph.train.shapes import check_input
 from taskgraph.train.weighting import Step, build_weighting
 
 __all__ = ["JointModel", "train_joint_node", "batch_shares", "task_loss"]
@@ -218,6 +219,9 @@ def train_joint_node(
     torch.manual_seed(request.seed)
     train, val = _load_sources(request, node, where)
     first = train[node.data][node.input]
+    for source, split in train.items():  # the user-data boundary in words (train.shapes)
+        check_input(where, request.name, node.input, split[node.input], None, None, node.modules,
+                    {"training": len(split[node.input]), "validation": len(val[source][node.input])})
     model = JointModel(node, in_dim=first.shape[-1], where=where)
     frozen, lr_scale, inherited = inherit(model, request, upstream_states, where)
     model.to(device)

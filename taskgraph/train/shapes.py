@@ -68,12 +68,13 @@ def _expected(config: Any) -> str:
 
 
 def check_input(
-    where: str, node: str, field: str, x: torch.Tensor, target: str, y: torch.Tensor, modules: Mapping[str, Any],
-    splits: Mapping[str, int],
+    where: str, node: str, field: str, x: torch.Tensor, target: str | None, y: torch.Tensor | None,
+    modules: Mapping[str, Any], splits: Mapping[str, int],
 ) -> None:
     """Refuse, before the model is built, data the node's first module cannot read.
 
     ``splits``: examples per split (after ``label_fraction``), so an empty split is named too.
+    ``target``/``y``: the task's target (None for a joint node's trunk, whose heads differ).
     """
     for split, count in splits.items():
         if count == 0:
@@ -108,7 +109,7 @@ def check_input(
             f"Return it as [examples, 1] (x.unsqueeze(1)) with `in: 1`.",
             node=node,
         )
-    if config.type in _ROW_MODULES and x.dim() > 2 and y.dim() < x.dim() - 1:
+    if config.type in _ROW_MODULES and x.dim() > 2 and y is not None and y.dim() < x.dim() - 1:
         flat = 1
         for d in x.shape[1:]:
             flat *= int(d)

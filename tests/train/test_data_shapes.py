@@ -86,3 +86,26 @@ def test_a_user_module_raising_keeps_its_own_error(write_graph):
         loader="narrow_data", modules="{boom: {type: 'tests.faults:Explode', out: 8}, head: {type: linear, out: 4}}")))
     with pytest.raises(RuntimeError, match="boom from user code"):
         train_node(NodeRequest("t", spec.tasks["t"], spec.data["d"], 0), {})
+
+
+JOINT = """
+name: joint
+data:
+  d: {loader: "tests.faults:narrow_data"}
+tasks:
+  j:
+    kind: multitask
+    data: d
+    modules: {encoder: {type: mlp, in: 16, hidden: [8]}}
+    heads:
+      a: {module: {type: linear, out: 4}, loss: {type: cross_entropy, target: label}}
+      b: {module: {type: linear, out: 4}, loss: {type: cross_entropy, target: label}}
+    train: {epochs: 1, batch_size: 16}
+"""
+
+
+def test_joint_node_trunk_checks_its_input_too(write_graph):
+    spec = taskgraph.load(write_graph(JOINT))
+    with pytest.raises(TrainError) as caught:
+        train_node(NodeRequest("j", spec.tasks["j"], spec.data["d"], 0, sources=(("d", spec.data["d"]),)), {})
+    assert str(caught.value).startswith("tasks.j: field 'x' is [51, 8] (float32): 8 wide, but modules.encoder (mlp, in: 16)")
