@@ -263,7 +263,7 @@ def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=F
     if not result.ok:
         failed = [n for n, r in result.records.items() if r.status == "failed"]
         raise ExecutionError(
-            f"{len(failed)} node(s) failed: {', '.join(failed)}. Tracebacks are in "
+            f"{len(failed)} node(s) failed: {', '.join(failed)}. Their errors and tracebacks are in "
             f"{result.run_dir}/<node>/error.txt; finished nodes' artifacts are kept there and in the cache. "
             f"After a fix, `taskgraph resume {result.run_dir}` (or the same `taskgraph run`) trains only "
             "what is not finished."
