@@ -228,7 +228,22 @@ TOKEN_CHANNELS = ("word", "rare", "case", "suffix", "shape")
 CASES = ("pad", "lower", "upper", "title", "mixed", "digits", "alnum", "other")
 
 
-class Conll2000Data(Frozen):
+class TokenOptions(Frozen):
+    """Word vocabulary and ``tokens`` features, the same for every token-file loader (conll, conll2000)."""
+
+    vocab_size: int = Field(20000, ge=3, description="Word ids kept: the most frequent training words, plus pad and unknown.")
+    lowercase: bool = Field(False, description="Look words up lowercased (the `case` channel keeps what is lost).")
+    max_sentences: int | None = Field(None, ge=1, description="Use only the first N training sentences (tests).")
+    max_val_sentences: int | None = Field(None, ge=1, description="Use only the first N validation (test) sentences.")
+    features: bool = Field(False, description="Add the `tokens` field (word, rare, case, suffix, shape, chars).")
+    suffix_length: int = Field(3, ge=1, le=8, description="Suffix channel: the last N letters, lowercased.")
+    suffix_vocab: int = Field(2000, ge=3, description="Suffix ids kept (most frequent in training), plus pad and unknown.")
+    shape_vocab: int = Field(500, ge=3, description="Word-shape ids kept, plus pad and unknown.")
+    chars: int = Field(0, ge=0, le=64, description="Characters per word in `tokens` (0: none); longer words keep both ends.")
+    char_vocab: int = Field(100, ge=3, description="Character ids kept, plus pad and unknown.")
+
+
+class Conll2000Data(TokenOptions):
     """CoNLL-2000 WSJ text with POS and chunk tags: padded word ids ``x``, ``pos``, ``chunk``, ``length``.
 
     Validation is the official test file (CoNLL-2000 has no development set). Words are mapped
@@ -248,16 +263,6 @@ class Conll2000Data(Frozen):
         "../shared/data/conll2000",
         description="Folder with train.txt and test.txt; a relative path is resolved against the repository.",
     )
-    max_sentences: int | None = Field(None, ge=1, description="Use only the first N training sentences (tests).")
-    max_val_sentences: int | None = Field(None, ge=1, description="Use only the first N test sentences.")
-    vocab_size: int = Field(20000, ge=3, description="Ids kept: the most frequent training words, plus pad and unknown.")
-    lowercase: bool = Field(False, description="Look words up lowercased (the `case` channel keeps what is lost).")
-    features: bool = Field(False, description="Add the `tokens` field (word, rare, case, suffix, shape, chars).")
-    suffix_length: int = Field(3, ge=1, le=8, description="Suffix channel: the last N letters, lowercased.")
-    suffix_vocab: int = Field(2000, ge=3, description="Suffix ids kept (most frequent in training), plus pad and unknown.")
-    shape_vocab: int = Field(500, ge=3, description="Word-shape ids kept, plus pad and unknown.")
-    chars: int = Field(0, ge=0, le=64, description="Characters per word in `tokens` (0: none); longer words keep both ends.")
-    char_vocab: int = Field(100, ge=3, description="Character ids kept, plus pad and unknown.")
 
     @property
     def feature_dim(self) -> int | None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from taskgraph.spec.base import Frozen
-from taskgraph.spec.data import _DataBase
+from taskgraph.spec.data import TokenOptions, _DataBase
 
 __all__ = ["TableData", "TableLabel", "ConllData", "ConllColumn", "ArraysData", "FILE_LOADERS", "user_path"]
 
@@ -178,7 +178,7 @@ class ConllColumn(Frozen):
     iob2: bool = Field(False, description="Convert IOB1 (and BIOES) tags to IOB2 before building the tag ids.")
 
 
-class ConllData(_FilesBase):
+class ConllData(_FilesBase, TokenOptions):
     """Column-format token files (CoNLL-2000/2002/2003, UD-like): padded word ids ``x``, tag fields, ``length``.
 
     Sentences are separated by blank lines; ``-DOCSTART-`` lines are skipped. Words get ids from
@@ -197,17 +197,7 @@ class ConllData(_FilesBase):
         (), description="More id columns as inputs: {field: column} (ids from training, 0 pad, 1 unknown).")
     separator: str | None = Field(None, description="Column separator (default: any whitespace; \"\\t\" for tabs).")
     comment: str | None = Field(None, description="Lines starting with this are skipped (\"#\" for CoNLL-U).")
-    vocab_size: int = Field(20000, ge=3, description="Word ids kept: the most frequent training words, plus pad and unknown.")
     min_count: int = Field(1, ge=1, description="Words seen fewer times in training are unknown.")
-    lowercase: bool = Field(False, description="Look words up lowercased.")
-    max_sentences: int | None = Field(None, ge=1, description="Use only the first N training sentences (tests).")
-    max_val_sentences: int | None = Field(None, ge=1, description="Use only the first N validation sentences.")
-    features: bool = Field(False, description="Add the `tokens` field (word, rare, case, suffix, shape, chars).")
-    suffix_length: int = Field(3, ge=1, le=8, description="Suffix channel: the last N letters, lowercased.")
-    suffix_vocab: int = Field(2000, ge=3, description="Suffix ids kept, plus pad and unknown.")
-    shape_vocab: int = Field(500, ge=3, description="Word-shape ids kept, plus pad and unknown.")
-    chars: int = Field(0, ge=0, le=64, description="Characters per word in `tokens` (0: none).")
-    char_vocab: int = Field(100, ge=3, description="Character ids kept, plus pad and unknown.")
 
     @field_validator("labels", "inputs", mode="before")
     @classmethod
