@@ -24,6 +24,9 @@ __all__ = ["parse_memory", "Resources", "TrainConfig", "Dependency", "Task", "He
 #: for filesystems' 255-byte limit on one name once suffixes are added.
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 MAX_NAME_LENGTH = 100
+#: Device names Windows refuses as file or folder names, in any case (graph and task names become folders).
+_RESERVED_SHOWN = ("CON", "PRN", "AUX", "NUL", "COM1-9", "LPT1-9")
+_RESERVED = frozenset({"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10)})
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME_LENGTH)]
 
 
@@ -323,6 +326,10 @@ class Graph(Frozen):
     def _names_resolve(self) -> Graph:
         problems: list[tuple[tuple[str, ...], str]] = []
         folded: dict[str, str] = {}
+        for where, name in [(("name",), self.name)] + [(("tasks", n), n) for n in self.tasks]:
+            if name.casefold() in _RESERVED:  # node and graph names become folder names
+                problems.append((where, f"'{name}' is a reserved device name on Windows ({', '.join(_RESERVED_SHOWN)}): "
+                                        "its run folder could not be made there. Rename it."))
         for name in self.tasks:  # node names become folder names
             first = folded.setdefault(name.casefold(), name)
             if first != name:

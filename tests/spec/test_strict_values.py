@@ -50,6 +50,19 @@ def test_long_task_name_is_refused_at_its_line():
     assert "g.yaml:5:3: tasks.tttttttttt" in text and "is 300 characters long; names are at most 100" in text
 
 
+@pytest.mark.parametrize("reserved", ["con", "NUL", "Com1", "lpt9"])
+def test_windows_device_names_are_refused_for_tasks_and_graphs(reserved):
+    text = errors(GRAPH.replace("  up:", f"  {reserved}:"))
+    assert f"g.yaml:5:3: tasks.{reserved}" in text and "reserved device name on Windows" in text and "Rename it" in text
+    text = errors(GRAPH.replace("name: g", f"name: {reserved}"))
+    assert "g.yaml:1:" in text and "reserved device name" in text
+
+
+def test_names_that_only_start_like_device_names_are_fine():
+    spec, _ = parse_spec(GRAPH.replace("  up:", "  console:").replace("name: g", "name: com10"))
+    assert "console" in spec.tasks and spec.name == "com10"
+
+
 def test_a_name_of_the_longest_length_is_fine():
     spec, _ = parse_spec(GRAPH.replace("  up:", "  " + "t" * 100 + ":").replace("name: g", "name: " + "g" * 100))
     assert len(spec.name) == 100
