@@ -4,10 +4,7 @@ run-folder artifacts when the cache is gone. Real local Ray, no mocks."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from taskgraph.artifacts.manifest import IntegrityWarning
 from taskgraph.artifacts.rundir import METRICS, PARAMS
 from taskgraph.train.model import digest, module_state
 from tests.artifacts.test_integrity import flip_byte, truncate
+from tests.test_incremental import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,11 +92,6 @@ def inside(path: Path, prefix: str) -> int:
     header = json.loads(data[8 : 8 + size])
     name = min(k for k in header if k.startswith(prefix))
     return 8 + size + header[name]["data_offsets"][0] + 1
-
-
-def cli(*args):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "taskgraph", *args], capture_output=True, text=True, cwd=ROOT, env=env)
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from taskgraph.cli import main
+from tests.test_incremental import SLOW, cli
 from taskgraph.errors import TrainError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,29 +227,6 @@ def test_disk_full_mid_run_ends_in_one_line_with_the_resume_command(ray_local, w
 
 # --- item 9: Ctrl-C and SIGTERM ------------------------------------------------------------------
 
-SLOW = """
-name: slow
-data:
-  shapes: {loader: synthetic_shapes, n: 400, dim: 8, classes: 4}
-defaults:
-  train: {epochs: 1, batch_size: 64}
-tasks:
-  a: {data: shapes, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
-  b:
-    data: shapes
-    depends_on: {a: {share: [encoder]}}
-    modules:
-      encoder: {type: mlp, in: 8, hidden: [8]}
-      wait: {type: "tests.faults:SlowDown", seconds: 0.2, out: 8}
-      head: {type: linear, out: 1}
-    loss: {type: mse, target: parity}
-    train: {epochs: 10}
-  c: {data: shapes, depends_on: [b], modules: {head: {type: linear, in: 8, out: 1}}, loss: {type: mse, target: parity}}
-"""
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "taskgraph", *args], capture_output=True, text=True, cwd=ROOT)
 
 
 @pytest.mark.slow
@@ -286,7 +264,7 @@ def test_interrupt_marks_the_run_and_names_the_resume_command(write_graph, tmp_p
     if signum == signal.SIGTERM:
         return
     a_metrics = (run_dir / "a" / "metrics.json").read_text()
-    resumed = _cli("resume", str(run_dir), "--num-cpus", "2")
+    resumed = cli("resume", str(run_dir), "--num-cpus", "2")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "cached   a" in resumed.stdout and "done     b" in resumed.stdout and "done     c" in resumed.stdout
     assert (run_dir / "a" / "metrics.json").read_text() == a_metrics
