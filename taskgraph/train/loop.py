@@ -23,6 +23,7 @@ from taskgraph.train.data import Splits, load_data, subsample, trim_padding
 from taskgraph.train.losses import compute_loss, loss_function
 from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, digest, module_state, state_to_numpy
+from taskgraph.train.predict import input_record
 from taskgraph.train.shapes import check_input, first_batch_error
 
 __all__ = ["Inheritance", "NodeRequest", "NodeOutput", "train_node", "pick_device", "node_seed"]
@@ -293,6 +294,7 @@ def train_node(
 
     final = final_metrics(history, request.name)
     metrics = {"final": final, "history": history, "train_examples": n, "val_examples": len(x_val),
+               "input": input_record(task.input, x_train),
                "resumed_from_step": resumed["step"] if resumed else None,
                **({"checkpoint_discarded": checkpoints.discarded} if checkpoints.discarded else {})}
     return NodeOutput(state_to_numpy(model), metrics, inherited, str(device), steps)

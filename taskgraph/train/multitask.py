@@ -26,6 +26,7 @@ from taskgraph.train.losses import loss_function
 from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, state_to_numpy
 from taskgraph.train.modules import build_module, reverse_gradient
+from taskgraph.train.predict import input_record
 from taskgraph.train.shapes import check_input
 from taskgraph.train.weighting import Step, build_weighting
 
@@ -306,6 +307,7 @@ def train_joint_node(
 
     final = final_metrics(history, request.name)
     metrics = {"final": final, "history": history, "weighting": node.weighting.method,
+               "input": input_record(node.input, first),
                "seconds_per_step": step_seconds / max(steps, 1), "unlabelled_steps": unlabelled,
                "weighting_state": method.summary(),
                "train_examples": dict(zip(sources, sizes)),
