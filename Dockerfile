@@ -1,20 +1,24 @@
 # The image of every Ray node of a taskgraph cluster (docker-compose.yml builds it).
 #
 # Ray's official image, pinned to the Ray the project uses (pyproject: ray>=2.60,<2.61).
-#   GPU nodes:  rayproject/ray:2.60.0-py311-gpu   (CUDA; default)
-#   CPU only:   rayproject/ray:2.60.0-py311-cpu   (--build-arg RAY_IMAGE=..., or RAY_IMAGE= for compose)
+#   GPU nodes:  FLAVOR=gpu, rayproject/ray:2.60.0-py311-gpu   (CUDA, CUDA torch; default)
+#   CPU only:   FLAVOR=cpu, rayproject/ray:2.60.0-py311-cpu   (torch from the CPU wheel index, much smaller)
+# (--build-arg FLAVOR=cpu, or TASKGRAPH_FLAVOR=cpu for compose, which tags the two differently.)
+ARG FLAVOR=gpu
 ARG RAY_IMAGE=rayproject/ray:2.60.0-py311-gpu
 FROM ${RAY_IMAGE}
+ARG FLAVOR
 
 # torch first, pinned: the Ray image has none, and an unpinned resolve could pick another version
-# than the one the project is tested with. The default PyPI wheel carries CUDA; for CPU-only images
-# pass TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu (a much smaller wheel).
+# than the one the project is tested with. The default PyPI wheel carries CUDA; FLAVOR=cpu takes
+# the CPU wheel index instead (TORCH_INDEX_URL overrides either).
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=
 # Backends for --run-dir URLs, e.g. "s3fs" or "gcsfs" (empty: shared paths only).
 ARG EXTRA_PIP=
 
-RUN pip install --no-cache-dir "torch==${TORCH_VERSION}" ${TORCH_INDEX_URL:+--index-url ${TORCH_INDEX_URL}}
+RUN index="${TORCH_INDEX_URL:-$([ "$FLAVOR" = cpu ] && echo https://download.pytorch.org/whl/cpu)}" \
+    && pip install --no-cache-dir "torch==${TORCH_VERSION}" ${index:+--index-url "$index"}
 
 WORKDIR /home/ray/taskgraph
 COPY --chown=ray:users pyproject.toml README.md ./
