@@ -19,7 +19,7 @@ from taskgraph.spec.data import SyntheticShapesData
 from taskgraph.train.registry import Registry
 from taskgraph.train.shapes import as_field, check_lengths
 
-__all__ = ["Splits", "LOADERS", "load_data", "subsample", "trim_padding"]
+__all__ = ["Splits", "LOADERS", "load_data", "subsample", "trim_padding", "evaluate_batches"]
 
 Split = dict[str, torch.Tensor]
 
@@ -137,6 +137,74 @@ def trim_padding(batch: Split) -> Split:
     if full is None or longest >= full:
         return batch
     return {k: (v[:, :longest] if k != "length" and v.dim() >= 2 and v.shape[1] == full else v) for k, v in batch.items()}
+
+
+#: Token slots (rows x padded width) per evaluation batch of sequence data: a batch of long sentences
+#: holds fewer rows, so one 859-token sentence shares its batch with few others.
+EVAL_TOKENS = 1 << 16
+
+
+def evaluate_batches(split: Split, keys: list[str], batch_size: int,
+                     forward: Callable[[Split], dict[str, torch.Tensor]],
+                     tokens: int | None = None) -> dict[str, torch.Tensor]:
+    """``forward``'s outputs on a whole split, batch by batch, in the split's order.
+
+    Sequence data (a ``length`` field) is evaluated shortest first, each batch cut to its longest
+    sequence and holding at most ``tokens`` token slots (default ``EVAL_TOKENS``): one 859-token
+    sentence then costs one narrow-rowed wide batch, not a split padded to 859 in every batch.
+    Outputs of a cut batch are padded back to the split's width with zeros along the time axis
+    (positions past a sentence's length carry no label, so no loss or metric reads them), which
+    lets the batches concatenate.
+    """
+    fields = {k: split[k] for k in dict.fromkeys([*keys, "length"]) if k in split}
+    n = len(next(iter(fields.values())))
+    lengths = fields.get("length")
+    if lengths is None:
+        order, bounds = None, [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    else:
+        order = torch.argsort(lengths, stable=True)
+        bounds = _length_bounds(lengths[order].tolist(), batch_size, tokens or EVAL_TOKENS)
+    pieces: dict[str, list[torch.Tensor]] = {}
+    for start, stop in bounds:
+        idx = order[start:stop] if order is not None else slice(start, stop)
+        batch = {k: v[idx] for k, v in fields.items()}
+        cut = trim_padding(batch)
+        full, width = _time_width(batch), _time_width(cut)
+        for name, out in forward(cut).items():
+            pieces.setdefault(name, []).append(_pad_time(out, width, full))
+    outputs = {name: torch.cat(parts) for name, parts in pieces.items()}
+    if order is None:
+        return outputs
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(n, device=order.device)
+    return {name: out[inverse] for name, out in outputs.items()}
+
+
+def _length_bounds(sorted_lengths: list[int], rows: int, tokens: int) -> list[tuple[int, int]]:
+    """Batches over lengths sorted ascending: at most ``rows`` rows and ``tokens`` slots each, at least one row."""
+    bounds, start = [], 0
+    for i, length in enumerate(sorted_lengths):
+        if i > start and (i - start >= rows or (i - start + 1) * max(int(length), 1) > tokens):
+            bounds.append((start, i))
+            start = i
+    if sorted_lengths:
+        bounds.append((start, len(sorted_lengths)))
+    return bounds
+
+
+def _time_width(batch: Split) -> int | None:
+    """The padded length of a batch's sequence fields (``trim_padding``'s notion), None without one."""
+    if "length" not in batch:
+        return None
+    return next((v.shape[1] for k, v in batch.items() if k != "length" and v.dim() >= 2), None)
+
+
+def _pad_time(output: torch.Tensor, width: int | None, full: int | None) -> torch.Tensor:
+    """A cut batch's output, zero-padded back from ``width`` to ``full`` steps along axis 1."""
+    if width is None or full is None or width >= full or output.dim() < 2 or output.shape[1] != width:
+        return output
+    pad = output.new_zeros((output.shape[0], full - width, *output.shape[2:]))
+    return torch.cat([output, pad], dim=1)
 
 
 # The real data sets register themselves in LOADERS (imported last: they import this module).

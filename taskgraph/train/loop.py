@@ -19,7 +19,7 @@ import torch
 from taskgraph.errors import TrainError
 from taskgraph.spec.models import Task
 from taskgraph.train.checkpoint import Checkpointer
-from taskgraph.train.data import Splits, load_data, subsample, trim_padding
+from taskgraph.train.data import Splits, evaluate_batches, load_data, subsample, trim_padding
 from taskgraph.train.losses import compute_loss, loss_function
 from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, digest, module_state, state_to_numpy
@@ -139,13 +139,15 @@ def final_metrics(history: list[dict[str, Any]], node: str) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(model: NodeModel, task: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> dict[str, float]:
-    """Loss and the task's metrics on a whole split, in eval mode."""
+def evaluate(model: NodeModel, task: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+             lengths: torch.Tensor | None = None) -> dict[str, float]:
+    """Loss and the task's metrics on a whole split, in eval mode; sequence data (``lengths``) in
+    batches cut to their longest sequence, as in training (``evaluate_batches``)."""
     was_training = model.training
     model.eval()
-    outputs = [model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    split = {"input": x} if lengths is None else {"input": x, "length": lengths}
+    output = evaluate_batches(split, ["input"], batch_size, lambda batch: {"out": model(batch["input"])})["out"]
     model.train(was_training)
-    output = torch.cat(outputs)
     loss = compute_loss(output, y, task.loss)  # None: no labelled example in the split
     result = {"loss": float("nan") if loss is None else float(loss.item())}
     for metric in task.metrics:
@@ -189,6 +191,7 @@ def train_node(
     x_train, y_train = train[task.input], train[task.loss.target]
     x_val, y_val = splits.val[task.input], splits.val[task.loss.target]
     lengths = train.get("length")  # sequence data: each batch is cut to its longest sequence
+    val_lengths = splits.val.get("length")
     check_input(where, request.name, task.input, x_train, task.loss.target, y_train, task.modules,
                 {"training": len(x_train), "validation": len(x_val)})
 
@@ -198,6 +201,7 @@ def train_node(
     model.to(device)
     x_train, y_train, x_val, y_val = (t.to(device) for t in (x_train, y_train, x_val, y_val))
     lengths = lengths.to(device) if lengths is not None else None
+    val_lengths = val_lengths.to(device) if val_lengths is not None else None
     optimizer = _optimizer(task, model, frozen, lr_scale)
     net = wrap(model) if wrap else model  # the forward used for training; evaluation uses the plain model
     cfg = task.train
@@ -284,7 +288,7 @@ def train_node(
                 })
         if not on_cpu and not math.isfinite(float(total)):  # the steps since the last periodic check
             raise not_finite(float(total), epoch, f"a step after step {steps - steps % FINITE_CHECK_EVERY}")
-        val = evaluate(model, task, x_val, y_val, max(cfg.batch_size, 1024))
+        val = evaluate(model, task, x_val, y_val, max(cfg.batch_size, 1024), val_lengths)
         row = {"epoch": epoch, "step": steps, "train_loss": float(total) / max(batches, 1),
                "seconds": time.perf_counter() - started, **{f"val_{k}": v for k, v in val.items()}}
         history.append(row)

@@ -19,7 +19,7 @@ from torch import nn
 
 from taskgraph.errors import TrainError
 from taskgraph.spec.models import MultiTaskNode
-from taskgraph.train.data import Split, load_data, subsample, trim_padding
+from taskgraph.train.data import Split, evaluate_batches, load_data, subsample, trim_padding
 from taskgraph.train import loop
 from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, final_metrics, inherit, pick_device
 from taskgraph.train.losses import loss_function
@@ -151,22 +151,21 @@ class _Joint:
         model.eval()
         result: dict[str, float] = {}
         for source, heads in self.heads_of.items():
-            split = val[source]
-            n = len(split[node.input])
-            outputs: dict[str, list[torch.Tensor]] = {name: [] for name in heads}
-            extra: dict[str, list[torch.Tensor]] = {}
-            for i in range(0, n, batch_size):
-                outs = model.run_trunk(split[node.input][i : i + batch_size])
+            def forward(batch: Split, heads: list[str] = heads) -> dict[str, torch.Tensor]:
+                outs, got = model.run_trunk(batch[node.input]), {}
                 for name in heads:
                     head = node.heads[name]
-                    outs[name] = model[name](self.head_input(outs, head))
-                    outputs[name].append(outs[name])
+                    outs[name] = got[f"out:{name}"] = model[name](self.head_input(outs, head))
                     if self.module_target[name]:
-                        extra.setdefault(name, []).append(outs[head.loss.target])
+                        got[f"target:{name}"] = outs[head.loss.target]
+                return got
+
+            # sequence data: shortest first, each batch cut to its longest sentence (as in training)
+            outputs = evaluate_batches(val[source], [node.input], batch_size, forward)
             for name in heads:
                 head = node.heads[name]
-                output = torch.cat(outputs[name])
-                target = torch.cat(extra[name]) if name in extra else split[head.loss.target]
+                output = outputs[f"out:{name}"]
+                target = outputs[f"target:{name}"] if self.module_target[name] else val[source][head.loss.target]
                 loss = task_loss(output, target, head.loss, self.loss_fns[name])  # None: no labelled example
                 result[f"{name}.loss"] = float("nan") if loss is None else float(loss.item())
                 for metric in head.metrics:
