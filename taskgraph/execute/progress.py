@@ -9,18 +9,27 @@ events arrive in the order the node sent them (an async actor reorders them).
 Node code reports through ``report(event)``, a no-op outside a run with progress, the way
 ``ray.train.report`` finds its session: the scheduler's ``node_fn(name, payload, inputs)``
 contract stays the same, and execute never imports the code that trains.
+
+The hub lives on the driver's own Ray node (``NodeAffinitySchedulingStrategy``), never on a worker
+whose loss would take live progress with it; it asks for no CPU, so a head started with
+``--num-cpus=0`` holds it. It is a named actor: if it dies anyway (killed, its process OOM-killed),
+the driver starts a new one under the same name at its next drain, and each running node's
+``Reporter``, seeing its last push fail, looks the name up again, so progress goes on; only the
+events sent to the dead hub are lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
 __all__ = [
-    "ProgressHub", "Reporter", "report", "reporting", "start_hub", "forget_hub", "STEP_INTERVAL_S", "DRAIN_EVERY_S",
+    "ProgressHub", "Reporter", "report", "reporting", "start_hub", "restart_hub", "forget_hub", "hub_name",
+    "STEP_INTERVAL_S", "DRAIN_EVERY_S",
 ]
 
 #: At most one ``step`` event per node per this many seconds: bars move inside an epoch,
@@ -50,6 +59,36 @@ class ProgressHub:
 
 _hub: tuple[str, Any] | None = None  # (Ray job id, handle): one hub per driver process and Ray session
 
+#: How often a worker whose hub died looks for the driver's new one (a GCS round trip each).
+RELOOKUP_EVERY_S = 0.5
+
+
+def hub_name() -> str:
+    """The hub's actor name: one per driver process (runs in one process share it)."""
+    import ray
+
+    return f"taskgraph-progress-{ray.get_runtime_context().get_job_id()}-{os.getpid()}"
+
+
+def _placement() -> dict[str, Any]:
+    """Pin the hub to the driver's Ray node: it lives exactly as long as the driver's machine."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    try:
+        node = ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 -- no node id here (a client without one): the head, by its resource
+        return {"resources": {"node:__internal_head__": 0.001}}
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=False)}
+
+
+def _new_hub() -> Any:
+    import ray
+
+    return ray.remote(ProgressHub).options(
+        name=hub_name(), num_cpus=0, max_restarts=0, **_placement()
+    ).remote()
+
 
 def start_hub() -> Any:
     """The hub actor of this driver, started once per Ray session (starting an actor costs a worker
@@ -59,10 +98,31 @@ def start_hub() -> Any:
     global _hub
     job = ray.get_runtime_context().get_job_id()
     if _hub is None or _hub[0] != job:
-        _hub = (job, ray.remote(num_cpus=0, max_restarts=0)(ProgressHub).remote())
+        _hub = (job, _new_hub())
     else:
         _hub[1].drain.remote()  # drop stragglers of an earlier run (a cancelled node's last words)
     return _hub[1]
+
+
+def restart_hub() -> Any:
+    """A new hub under the same name, after the old one died; running nodes find it by that name."""
+    import ray
+
+    global _hub
+    if _hub is not None:
+        try:
+            ray.kill(_hub[1])  # already dead as a rule; never two hubs under one name
+        except Exception:  # noqa: BLE001
+            pass
+    deadline = time.time() + 5.0
+    while True:  # the dead actor's name is released a moment after its death is known
+        try:
+            _hub = (ray.get_runtime_context().get_job_id(), _new_hub())
+            return _hub[1]
+        except ValueError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def forget_hub() -> None:
@@ -72,11 +132,17 @@ def forget_hub() -> None:
 
 
 class Reporter:
-    """Worker side: stamps events with the node and the time, throttles ``step`` events, pushes."""
+    """Worker side: stamps events with the node and the time, throttles ``step`` events, pushes.
 
-    def __init__(self, hub: Any, node: str, step_interval_s: float = STEP_INTERVAL_S):
-        self.hub, self.node, self.step_interval_s = hub, node, step_interval_s
+    With the hub's ``name``, a push that failed because the hub died makes the next one look the
+    name up again (at most every ``RELOOKUP_EVERY_S``): the driver's replacement gets the rest.
+    """
+
+    def __init__(self, hub: Any, node: str, step_interval_s: float = STEP_INTERVAL_S, name: str | None = None):
+        self.hub, self.node, self.step_interval_s, self.name = hub, node, step_interval_s, name
         self._last_step = float("-inf")
+        self._last_push: Any = None
+        self._last_lookup = float("-inf")
 
     def __call__(self, event: dict[str, Any]) -> None:
         now = time.time()
@@ -84,17 +150,55 @@ class Reporter:
             if now - self._last_step < self.step_interval_s:
                 return
             self._last_step = now
-        self.hub.push.remote({"node": self.node, "time": now, **event})
+        if self.name is not None and self._last_push is not None and self._hub_died(self._last_push):
+            self._relookup(now)
+        self._last_push = self.hub.push.remote({"node": self.node, "time": now, **event})
 
-    def finish(self, event: dict[str, Any]) -> None:
-        """The node's last event, pushed *and waited for*: the hub then holds every event of this
-        node (one caller's calls run in order) before the node's result reaches the driver."""
+    def _hub_died(self, ref: Any) -> bool:
         import ray
 
+        done, _ = ray.wait([ref], timeout=0)
+        if not done:
+            return False
         try:
-            ray.get(self.hub.push.remote({"node": self.node, "time": time.time(), **event}))
+            ray.get(done[0])
+        except ray.exceptions.RayActorError:
+            return True
         except ray.exceptions.RayError:
-            pass  # progress is best effort: a lost hub must never fail the node that reports to it
+            return False
+        return False
+
+    def _relookup(self, now: float) -> bool:
+        """Point at the hub now registered under ``name``; False when there is none (yet)."""
+        import ray
+
+        if now - self._last_lookup < RELOOKUP_EVERY_S:
+            return False
+        self._last_lookup = now
+        try:
+            self.hub = ray.get_actor(self.name)
+        except ValueError:  # the driver has not started the new one yet
+            return False
+        return True
+
+    def finish(self, event: dict[str, Any], patience_s: float = 3.0) -> None:
+        """The node's last event, pushed *and waited for*: the hub then holds every event of this
+        node (one caller's calls run in order) before the node's result reaches the driver.
+        A dead hub is looked up again for up to ``patience_s`` (the driver replaces it within a drain)."""
+        import ray
+
+        deadline = time.time() + patience_s
+        while True:
+            try:
+                ray.get(self.hub.push.remote({"node": self.node, "time": time.time(), **event}))
+                return
+            except ray.exceptions.RayActorError:
+                if self.name is None or time.time() > deadline:
+                    return  # progress is best effort: a lost hub must never fail the node that reports to it
+                while not self._relookup(time.time()) and time.time() < deadline:
+                    time.sleep(0.1)
+            except ray.exceptions.RayError:
+                return
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ import ray
 
 from taskgraph.errors import TaskgraphError
 from taskgraph.execute.records import NodeRecord
-from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, forget_hub, reporting, start_hub
+from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, forget_hub, hub_name, reporting, restart_hub, start_hub
 from taskgraph.execute.resources import check_feasible, ray_options, usage
 
 __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
@@ -29,6 +29,9 @@ __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 NodeFn = Callable[[str, Any, dict[str, Any]], tuple[Any, dict[str, Any]]]
+
+#: How many times one run replaces a dead progress hub before it goes on without live progress.
+MAX_HUB_RESTARTS = 5
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,12 @@ def _execute(
 ):
     """Runs on a Ray worker: call the node function and stamp where and when it ran.
 
-    With a progress ``hub``, the node's ``progress.report`` calls reach the driver live.
+    With a progress ``hub`` (its handle and actor name), the node's ``progress.report`` calls reach
+    the driver live, through the driver's replacement hub too if that one dies.
     """
     ctx = ray.get_runtime_context()
     started = time.time()
-    reporter = Reporter(hub, name) if hub is not None else None
+    reporter = Reporter(hub[0], name, name=hub[1]) if hub is not None else None
     if reporter:
         reporter({"kind": "start", "host": socket.gethostname(), "pid": os.getpid(),
                   "gpu_ids": [str(g) for g in ray.get_gpu_ids()]})
@@ -178,6 +182,8 @@ def run_jobs(
     children_left = {name: len(kids) for name, kids in children.items()}
 
     hub = start_hub() if on_progress else None
+    link = (hub, hub_name()) if hub is not None else None  # what nodes get: the handle and its name
+    hub_restarts = 0
 
     def notify(record: NodeRecord) -> None:
         if on_update:
@@ -201,7 +207,7 @@ def run_jobs(
             state_ref, meta_ref = _remote_execute.options(
                 **ray_options(job), max_retries=max_retries, retry_exceptions=False,
                 name=f"taskgraph:{job.name}",
-            ).remote(node_fn, job.name, job.payload, job.inputs, hub, *(states[i] for i in job.inputs))
+            ).remote(node_fn, job.name, job.payload, job.inputs, link, *(states[i] for i in job.inputs))
             pending[meta_ref] = (job.name, state_ref)
             waiting.discard(job.name)
             ready_set.discard(job.name)
@@ -229,12 +235,20 @@ def run_jobs(
                 notify(records[node])
 
     def drain_progress() -> None:
-        nonlocal hub
+        nonlocal hub, link, hub_restarts
         try:
             events = ray.get(hub.drain.remote())
-        except ray.exceptions.RayError:  # the hub died (its Ray node was lost): go on without live progress
-            forget_hub()
-            hub = None
+        except ray.exceptions.RayError:  # the hub died: a new one under its name; running nodes find it
+            hub_restarts += 1
+            try:
+                if hub_restarts > MAX_HUB_RESTARTS:
+                    raise RuntimeError("the progress hub keeps dying")
+                hub = restart_hub()
+                link = (hub, hub_name())
+                on_progress({"kind": "hub_restarted", "time": time.time(), "restarts": hub_restarts})  # type: ignore[misc]
+            except Exception:  # noqa: BLE001 -- go on without live progress: it must never fail the run
+                forget_hub()
+                hub = link = None
             return
         for event in events:
             on_progress(event)  # type: ignore[misc]

@@ -78,18 +78,35 @@ def test_reporter_throttles_steps_only():
     assert all(e["node"] == "n" and e["time"] <= time.time() for e in hub.push.sent)
 
 
-def test_a_lost_hub_costs_the_live_view_not_the_run(ray_local):
+def test_a_killed_hub_is_replaced_and_progress_goes_on(ray_local):
+    """Issue 16 item 5: the driver replaces a dead hub; the running node finds the new one by name."""
     import ray
 
     def kill_the_hub_then_report(name, payload, inputs):
-        ray.kill(progress._current.get().hub)  # the driver's hub, as a lost Ray node would take it
-        time.sleep(0.5)
-        progress.report({"kind": "epoch", "epoch": 1})
+        progress.report({"kind": "epoch", "epoch": 1, "epochs": 3})
+        ray.kill(progress._current.get().hub)  # as an OOM kill or a lost process would take it
+        for epoch in (2, 3):
+            time.sleep(0.6)  # the driver notices at its next drain (every 0.25 s) and starts a new hub
+            progress.report({"kind": "epoch", "epoch": epoch, "epochs": 3})
         return {"w": np.zeros(1)}, {}
 
     events: list[dict] = []
     records = run_jobs([NodeJob("n", payload={})], kill_the_hub_then_report, on_progress=events.append)
     assert records["n"].status == "done"
-    assert "end" not in [e["kind"] for e in events if e.get("node") == "n"]  # the hub really was gone
-    later = run_jobs([NodeJob("m", payload={"epochs": 1})], chatty, on_progress=events.append)  # a fresh hub
+    assert [e["restarts"] for e in events if e["kind"] == "hub_restarted"] == [1]  # the hub really died
+    mine = [e for e in events if e.get("node") == "n"]
+    assert mine[-1]["kind"] == "end"  # the node's last words reached the new hub
+    assert 3 in [e.get("epoch") for e in mine if e["kind"] == "epoch"]  # epochs after the kill too
+    later = run_jobs([NodeJob("m", payload={"epochs": 1})], chatty, on_progress=events.append)  # the new hub serves on
     assert later["m"].status == "done" and [e["kind"] for e in events if e.get("node") == "m"][-1] == "end"
+
+
+def test_the_hub_lives_on_the_drivers_node(ray_local):
+    import ray
+    from ray._private.state import actors
+
+    hub = progress.start_hub()
+    ray.get(hub.drain.remote())  # alive
+    info = actors(hub._actor_id.hex())
+    assert info["Address"]["NodeID"] == ray.get_runtime_context().get_node_id()
+    assert ray.get_actor(progress.hub_name())._actor_id == hub._actor_id  # found by name (how workers find it)
