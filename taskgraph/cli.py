@@ -49,6 +49,12 @@ JobsAddressOpt = Annotated[
     typer.Option("--address", help="The cluster's Ray Jobs API: http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS)."),
 ]
 
+TokenOpt = Annotated[
+    Optional[Path],
+    typer.Option("--token-file", help="The cluster's token file (default: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+                 "~/.ray/auth_token); sent on token-protected clusters."),
+]
+
 
 def _echo(text: str = "") -> None:
     typer.echo(text)
@@ -92,6 +98,27 @@ def _load(graph: Path, overrides: list[str] | None):
 
     spec, source = load_spec(graph, tuple(overrides or ()))
     return spec, source, make_plan(spec, source)
+
+
+def _use_cluster(address: str | None, token_file: Path | None) -> None:
+    """Before anything is written: send the token (``--token-file`` or Ray's variables) and, for an
+    address (``--address``/RAY_ADDRESS), make sure something answers there and takes the token."""
+    import os
+
+    if token_file is not None or address or os.environ.get("RAY_ADDRESS"):
+        from taskgraph.execute.auth import use_token
+
+        use_token(token_file)
+    if address or os.environ.get("RAY_ADDRESS"):
+        from taskgraph.execute.cluster import check_address
+
+        check_address(address)
+
+
+def _use_jobs_api(token_file: Path | None) -> None:
+    from taskgraph.execute.auth import use_token
+
+    use_token(token_file)
 
 
 def _check_local_data(spec, source, address: str | None) -> None:
@@ -214,6 +241,7 @@ def run(
     mlflow: MlflowOpt = None,
     tensorboard: TensorboardOpt = True,
     plain: PlainOpt = False,
+    token_file: TokenOpt = None,
 ) -> None:
     """Train the graph on Ray (an embedded local Ray unless --address or RAY_ADDRESS is given).
 
@@ -223,6 +251,7 @@ def run(
     """
     spec, source, the_plan = _load(graph, set_)
     _check_local_data(spec, source, address)
+    _use_cluster(address, token_file)
     _run_and_report(spec, source, the_plan, run_dir=run_dir, address=address, cpu_only=cpu_only,
                     fail_fast=fail_fast, num_cpus=num_cpus, only=only, from_=from_, until=until,
                     force=force, no_cache=no_cache, graph_path=graph, mlflow=mlflow, tensorboard=tensorboard,
@@ -295,6 +324,7 @@ def ablate(
     num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
     set_: SetOpt = None,
+    token_file: TokenOpt = None,
 ) -> None:
     """Transfer gain of every dependency: train each edge's target with and without it, over seeds."""
     from taskgraph.ablate import ablate_graph
@@ -302,6 +332,7 @@ def ablate(
 
     spec, source, the_plan = _load(graph, set_)
     _check_local_data(spec, source, address)
+    _use_cluster(address, token_file)
     if cpu_only:
         spec = drop_gpus(spec)
     shares = _floats(fractions, "--fractions")
@@ -376,12 +407,14 @@ def status(
     until: UntilOpt = None,
     force: ForceOpt = None,
     address: JobsAddressOpt = None,
+    token_file: TokenOpt = None,
 ) -> None:
     """What is cached and what a `taskgraph run` with the same options would train, and why.
 
     With a job id instead of a graph file (and --address), the state of a submitted run.
     """
     if not graph.is_file() and graph.suffix.lower() not in (".yaml", ".yml"):
+        _use_jobs_api(token_file)
         _job_status(str(graph), address)  # a job id from `taskgraph submit`
         return
     from taskgraph.artifacts.cache import NodeCache
@@ -402,6 +435,7 @@ def resume(
     address: Annotated[Optional[str], typer.Option(help="An existing Ray cluster.")] = None,
     num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
+    token_file: TokenOpt = None,
 ) -> None:
     """Finish an interrupted or failed run in its own folder: only unfinished nodes train."""
     from taskgraph.artifacts.rundir import GRAPH, RunDir
@@ -409,6 +443,7 @@ def resume(
     folder = RunDir.open(run_folder)
     spec, source, the_plan = _load(Path(str(folder.path)) / GRAPH, None)
     _check_local_data(spec, source, address)
+    _use_cluster(address, token_file)
     run_root = Path(str(folder.path)).parents[1]  # <run-dir>/<graph>/<timestamp>
     _run_and_report(spec, source, the_plan, run_dir=run_root, address=address, cpu_only=cpu_only,
                     num_cpus=num_cpus, resume_dir=folder.path)
@@ -471,6 +506,7 @@ def submit(
     pip: Annotated[Optional[list[str]], typer.Option("--pip", help="Extra pip package for the job (repeatable).")] = None,
     job_id: Annotated[Optional[str], typer.Option("--job-id", help="Choose the submission id.")] = None,
     follow: Annotated[bool, typer.Option("--follow", help="Print the job's log until it ends.")] = False,
+    token_file: TokenOpt = None,
 ) -> None:
     """Run the graph on a Ray cluster as a Ray job (the driver runs on the cluster; you may disconnect)."""
     from taskgraph.artifacts import store
@@ -489,6 +525,7 @@ def submit(
         args += ["--set", item]
     args += ["--cpu-only"] if cpu_only else []
     args += ["--fail-fast"] if fail_fast else []
+    _use_jobs_api(token_file)
     submitted = submit_graph(graph, address, working_dir=working_dir, run_args=args, ship_code=ship_code,
                              pip=pip, job_id=job_id)
     where = f" --address {address}" if address else ""
@@ -499,7 +536,7 @@ def submit(
         info = follow_job(submitted, address, _echo)
         _print_job(info)
         if info.status != "SUCCEEDED":
-            raise ExecutionError(f"job {submitted} {info.status}: {info.message}")
+            raise ExecutionError(f"job {submitted} {info.status}: {_short(info.message)} (its log is above).")
 
 
 @app.command()
@@ -507,14 +544,54 @@ def logs(
     job_id: Annotated[str, typer.Argument(help="The id `taskgraph submit` printed.", show_default=False)],
     address: JobsAddressOpt = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+    token_file: TokenOpt = None,
 ) -> None:
     """Print the log of a submitted run (its `taskgraph run` output on the cluster)."""
     from taskgraph.execute.jobs import follow_job, job_logs
 
+    _use_jobs_api(token_file)
     if follow:
         _print_job(follow_job(job_id, address, _echo))
     else:
         _echo(job_logs(job_id, address).rstrip("\n"))
+
+
+@app.command()
+def jobs(address: JobsAddressOpt = None, token_file: TokenOpt = None) -> None:
+    """List the jobs submitted to the cluster, oldest first, with their status and graph."""
+    import time as _time
+
+    from taskgraph.execute.jobs import list_jobs
+
+    _use_jobs_api(token_file)
+    found = list_jobs(address)
+    if not found:
+        _echo("no jobs on this cluster (submit one: taskgraph submit GRAPH --address ...)")
+        return
+    _echo(f"{'job':<30} {'status':<10} {'graph':<20} {'started':<19} {'seconds':>8}")
+    for info in found:
+        started = _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(info.start_time)) if info.start_time else "-"
+        took = f"{(info.end_time or _time.time()) - info.start_time:.1f}" if info.start_time else "-"
+        _echo(f"{info.job_id:<30} {info.status:<10} {info.metadata.get('taskgraph_graph', '-'):<20} {started:<19} "
+              f"{took:>8}")
+
+
+@app.command()
+def stop(
+    job_id: Annotated[str, typer.Argument(help="The id `taskgraph submit` printed (see `taskgraph jobs`).",
+                                          show_default=False)],
+    address: JobsAddressOpt = None,
+    token_file: TokenOpt = None,
+) -> None:
+    """Stop a submitted run. Its finished nodes stay cached; `taskgraph resume RUN_DIR` finishes it later."""
+    from taskgraph.execute.jobs import TERMINAL, stop_job
+
+    _use_jobs_api(token_file)
+    info = stop_job(job_id, address)
+    _print_job(info)
+    if info.status not in TERMINAL:
+        raise ExecutionError(f"job {job_id} is still {info.status} after 30 s of waiting for it to stop; "
+                             f"see `taskgraph status {job_id}` and `taskgraph logs {job_id}`.")
 
 
 def _print_job(info) -> None:
@@ -527,7 +604,13 @@ def _print_job(info) -> None:
     _echo(f"  entrypoint: {info.entrypoint}")
     _echo(f"  started:    {when(info.start_time)}   ended: {when(info.end_time)}")
     if info.message:
-        _echo(f"  message:    {info.message}")
+        _echo(f"  message:    {_short(info.message)}")
+
+
+def _short(message: str) -> str:
+    """Ray's job message, without the copy of the log's tail it appends (`taskgraph logs` shows the log)."""
+    first = (message.strip().splitlines() or [""])[0]
+    return first.split(", last available logs")[0].rstrip(":. ")
 
 
 def _job_status(job_id: str, address: str | None) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 import ray
 
 from taskgraph.errors import ExecutionError, Interrupted
+from taskgraph.execute.auth import probe_gcs, use_token
 
-__all__ = ["RaySession", "StartupTimeout", "connect", "start_with_retry", "stop_signal"]
+__all__ = ["RaySession", "StartupTimeout", "check_address", "connect", "start_with_retry", "stop_signal"]
 
 
 @dataclass
@@ -100,12 +101,36 @@ def _load() -> str:
         return "unknown"
 
 
+def check_address(address: str | None) -> None:
+    """Seconds, not minutes: a cluster address (``address`` or ``RAY_ADDRESS``) that nothing answers
+    at, or whose cluster refuses this machine's token, is one ``ExecutionError`` line.
+
+    Also switches the client side of token auth on when a token is set (``auth.use_token``).
+    Without an address (an embedded local Ray) it does nothing.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not address or address == "local":
+        return
+    use_token()
+    if address == "auto":
+        from ray._private.services import canonicalize_bootstrap_address
+
+        try:
+            address = canonicalize_bootstrap_address("auto")
+        except Exception:  # noqa: BLE001  (no cluster found: ray.init says so itself, at once)
+            return
+        if not address:
+            return
+    probe_gcs(address)
+
+
 def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> RaySession:
     """Join the Ray given by ``address`` / ``RAY_ADDRESS``, reuse one already initialised, or start one.
 
     ``address`` may be ``auto``, ``host:port`` (a running cluster's GCS) or ``ray://host:10001``.
-    On a token-protected cluster (``RAY_AUTH_MODE=token``) the token comes from ``RAY_AUTH_TOKEN``
-    or ``RAY_AUTH_TOKEN_PATH`` in this process's environment, as Ray reads it.
+    On a token-protected cluster the token comes from ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
+    ``~/.ray/auth_token``, as Ray reads it; ``check_address`` turns the client side on for it (Ray
+    itself would send it only with ``RAY_AUTH_MODE=token`` set) and looks at the address first.
     """
     if ray.is_initialized():
         return RaySession(started_here=False, address=None)
@@ -113,6 +138,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
     before = signal.getsignal(signal.SIGTERM)
     try:
         if address:
+            check_address(address)
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
             return _sigterm_interrupts(RaySession(started_here=True, address=address), before)
         # Ray 2.60 turns token auth on for new local instances (RAY_AUTH_MODE unset) and logs a

@@ -3,8 +3,8 @@
 ``taskgraph submit`` ships the working directory (the user's project, with the graph file) and
 taskgraph's own code in the job's runtime environment, then runs ``python -m taskgraph run`` on
 the head node: the driver lives on the cluster, so the submitting machine may disconnect. On a
-token-protected cluster the token comes from ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` /
-``~/.ray/auth_token`` on the submitting machine, as Ray reads it.
+token-protected cluster the token comes from ``--token-file`` / ``RAY_AUTH_TOKEN`` /
+``RAY_AUTH_TOKEN_PATH`` / ``~/.ray/auth_token`` on the submitting machine (``auth.use_token``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from taskgraph.errors import ExecutionError
+from taskgraph.execute.auth import auth_hint, probe_port, token_source, use_token
 
-__all__ = ["JobInfo", "submit_graph", "job_info", "job_logs", "follow_job", "stop_job", "EXCLUDES", "TERMINAL"]
+__all__ = [
+    "JobInfo", "submit_graph", "job_info", "job_logs", "follow_job", "stop_job", "list_jobs", "EXCLUDES", "TERMINAL",
+]
 
 #: Never shipped with a job: run outputs, VCS data, environments, caches, bulky data.
 EXCLUDES = [
@@ -49,13 +52,35 @@ def _client(address: str | None) -> Any:
             "no cluster address: pass --address http://HEAD:8265 (the Ray dashboard / Jobs port) "
             "or set RAY_API_SERVER_ADDRESS."
         )
+    use_token()
+    _probe(address)
     try:
         return JobSubmissionClient(address)
     except Exception as exc:  # ConnectionError, auth errors, bad URLs: all say "cannot reach"
+        if _is_auth_error(str(exc)):
+            raise ExecutionError(auth_hint(f"the Ray Jobs API at {address}", token_source()) + ".") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExecutionError(
-            f"cannot reach the Ray Jobs API at {address}: {exc}. Check the address (http://HEAD:8265, the "
-            "dashboard port), that the head runs Ray 2.60, and RAY_AUTH_TOKEN on token-protected clusters."
+            f"cannot reach the Ray Jobs API at {address}: {first}. Check the address (http://HEAD:8265, the "
+            "dashboard port) and that the head runs Ray 2.60."
         ) from exc
+
+
+def _probe(address: str) -> None:
+    """A TCP look at the Jobs API's host and port first: a silent host fails in seconds, not minutes."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address if "://" in address else f"http://{address}")
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 8265)
+    except ValueError:
+        return  # not a URL: JobSubmissionClient says what is wrong with it
+    if host:
+        probe_port(host, port, "the Ray Jobs API", shown=address)
+
+
+def _is_auth_error(text: str) -> bool:
+    return any(word in text for word in ("401", "403", "Unauthorized", "uthentication token"))
 
 
 def _call(what: str, address: str | None, fn: Any) -> Any:
@@ -65,11 +90,10 @@ def _call(what: str, address: str | None, fn: Any) -> Any:
         raise
     except Exception as exc:
         text = str(exc)
-        hint = (" The cluster wants a token: set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the cluster's token."
-                if "401" in text or "403" in text or "uthenticat" in text else "")
-        if "does not exist" in text or "404" in text:
-            hint = " List the cluster's jobs with `ray job list --address ...`."
-        raise ExecutionError(f"{what} at {address or 'the cluster'} failed: {text.strip()}.{hint}") from exc
+        if _is_auth_error(text):
+            raise ExecutionError(f"{what}: " + auth_hint(f"the Ray Jobs API at {address}", token_source()) + ".") from None
+        hint = " List the cluster's jobs with `taskgraph jobs`." if "does not exist" in text or "404" in text else ""
+        raise ExecutionError(f"{what} at {address or 'the cluster'} failed: {text.strip().rstrip('.')}.{hint}") from exc
 
 
 def _relative_graph(graph: Path, working_dir: Path) -> str:
@@ -122,9 +146,7 @@ def submit_graph(
     )
 
 
-def job_info(job_id: str, address: str | None, client: Any = None) -> JobInfo:
-    client = client or _client(address)
-    info = _call(f"looking up job '{job_id}'", address, lambda: client.get_job_info(job_id))
+def _info(job_id: str, info: Any) -> JobInfo:
     ms = lambda t: t / 1000.0 if t else None  # noqa: E731  (Ray reports milliseconds)
     return JobInfo(
         job_id=job_id,
@@ -137,14 +159,40 @@ def job_info(job_id: str, address: str | None, client: Any = None) -> JobInfo:
     )
 
 
+def job_info(job_id: str, address: str | None, client: Any = None) -> JobInfo:
+    client = client or _client(address)
+    return _info(job_id, _call(f"looking up job '{job_id}'", address, lambda: client.get_job_info(job_id)))
+
+
+def list_jobs(address: str | None) -> list[JobInfo]:
+    """Every job the cluster's Jobs API knows (submitted ones: those with a submission id), oldest first."""
+    client = _client(address)
+    details = _call("listing the jobs", address, client.list_jobs)
+    jobs = [_info(d.submission_id, d) for d in details if getattr(d, "submission_id", None)]
+    return sorted(jobs, key=lambda j: (j.start_time or 0.0, j.job_id))
+
+
 def job_logs(job_id: str, address: str | None, client: Any = None) -> str:
     client = client or _client(address)
     return _call(f"reading the logs of job '{job_id}'", address, lambda: client.get_job_logs(job_id))
 
 
-def stop_job(job_id: str, address: str | None) -> bool:
+def stop_job(job_id: str, address: str | None, wait_s: float = 30.0, poll_s: float = 0.5) -> JobInfo:
+    """Ask the cluster to stop ``job_id`` and wait up to ``wait_s`` for it to end; returns its last info.
+
+    Ray stops a job by signalling its driver (SIGTERM, then SIGKILL): ``taskgraph run`` marks the
+    run interrupted and resumable, as on Ctrl-C. A job that had already ended is returned as it is.
+    """
     client = _client(address)
-    return _call(f"stopping job '{job_id}'", address, lambda: client.stop_job(job_id))
+    info = job_info(job_id, address, client)  # an unknown id: one line naming `taskgraph jobs`
+    if info.status in TERMINAL:
+        return info
+    _call(f"stopping job '{job_id}'", address, lambda: client.stop_job(job_id))
+    deadline = time.monotonic() + wait_s
+    while info.status not in TERMINAL and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        info = job_info(job_id, address, client)
+    return info
 
 
 def follow_job(job_id: str, address: str | None, emit: Any, poll_s: float = 2.0, timeout_s: float | None = None) -> JobInfo:

@@ -44,4 +44,4 @@ def test_no_address_says_where_to_put_one(project, capsys):
 def test_unreachable_jobs_api_is_one_clear_error(project, capsys):
     assert main(["logs", "raysubmit_abc", "--address", "http://127.0.0.1:9"]) == 2  # nothing listens on port 9
     err = capsys.readouterr().err
-    assert "cannot reach the Ray Jobs API at http://127.0.0.1:9" in err and "Traceback" not in err
+    assert "nothing answers at http://127.0.0.1:9 (the Ray Jobs API)" in err and "Traceback" not in err
