@@ -116,6 +116,16 @@ def test_run_dir_that_cannot_be_written_fails_before_ray(tmp_path, tmpfs, capsys
         assert "start " not in out  # no node was started
 
 
+def test_run_dir_that_cannot_be_made_fails_before_ray(capsys):
+    """A folder the system refuses to create (here under /proc; a vanished mount alike): one line."""
+    code = main(["run", str(QUICKSTART), "--run-dir", "/proc/taskgraph-runs", "--plain", "--no-tensorboard"])
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    assert one_error_line(err) == ("error: cannot write /proc/taskgraph-runs: No such file or directory. Pass --run-dir "
+                                   "a folder that exists or can be made (on a cluster: one every node mounts).")
+    assert "start " not in out
+
+
 def _fill(path: Path) -> None:
     try:
         with open(path, "wb") as handle:

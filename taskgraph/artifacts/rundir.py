@@ -40,6 +40,8 @@ _FIXES = {
     errno.EACCES: "Pass --run-dir a folder you can write to",
     errno.EPERM: "Pass --run-dir a folder you can write to",
     errno.ENOTDIR: "A file is in the way: pass --run-dir a folder",
+    # A folder that cannot be made where it is asked for (/proc/runs, a mount point that went away).
+    errno.ENOENT: "Pass --run-dir a folder that exists or can be made (on a cluster: one every node mounts)",
 }
 
 
