@@ -45,6 +45,9 @@ class RunObservers:
     ):
         self.run_dir, self.upstream, self.user_progress = run_dir, upstream, on_progress
         self.epochs: list[dict[str, Any]] = []
+        # node -> {pid of a try: time of its last event}: when a retried try was last heard from
+        self.last_heard: dict[str, dict[int, float]] = {}
+        self._current_pid: dict[str, int] = {}
         run_name = f"{graph}/{os.path.basename(str(run_dir.path))}"
         experiment_id = parent = None
         if mlflow_uri:
@@ -73,8 +76,14 @@ class RunObservers:
         return self._on_progress if self.user_progress else None
 
     def _on_progress(self, event: dict[str, Any]) -> None:
+        node = event.get("node")
+        if node is not None:
+            if event.get("kind") == "start" and event.get("pid") is not None:
+                self._current_pid[node] = int(event["pid"])  # a node's events arrive in order, tries too
+            if node in self._current_pid and event.get("time") is not None:
+                self.last_heard.setdefault(node, {})[self._current_pid[node]] = float(event["time"])
         if event.get("kind") == "epoch":
-            self.epochs.append(event)
+            self.epochs.append({**event, "pid": self._current_pid.get(node)} if node else event)
         if self.user_progress:
             self.user_progress(event)
 

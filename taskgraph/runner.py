@@ -117,6 +117,16 @@ def read_attempts(node_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [store.read_json(store.join(folder, name)) for name in store.listdir(folder) if name.endswith(".json")]
 
 
+def _alive_ray_nodes() -> set[str] | None:
+    """Ray node ids alive now (None when Ray cannot say): a retried try's node missing here was lost."""
+    try:
+        import ray
+
+        return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+    except Exception:  # noqa: BLE001 -- only the wording of "why it ended" depends on it
+        return None
+
+
 def cpu_only(spec: Graph) -> Graph:
     """The same graph with every GPU request dropped (``--cpu-only``)."""
     tasks = {
@@ -216,7 +226,7 @@ def run_graph(
     ``make_plan(spec, source)`` (the CLI has one), so a large graph is not planned twice; plans do
     not read ``resources``, so it stays valid under ``use_cpu_only``.
     """
-    from taskgraph.execute.records import NodeRecord
+    from taskgraph.execute.records import NodeRecord, attempt_history
     from taskgraph.incremental import decide_and_load
 
     if use_cpu_only:
@@ -246,10 +256,11 @@ def run_graph(
     last_write = [0.0]
 
     def entry(record: Any) -> dict[str, Any]:
-        data = record.to_dict()
         if record.status in ("done", "failed", "interrupted"):
-            data["attempts"] = read_attempts(run_dir.node_dir(record.name))
-        return data
+            markers = read_attempts(run_dir.node_dir(record.name))
+            record.attempts = attempt_history(markers, record, observers.last_heard.get(record.name),
+                                              _alive_ray_nodes() if len(markers) > 1 else None)
+        return record.to_dict()
 
     def record_update(record: Any) -> None:
         # At most a few run.json writes a second (a 1,000-node graph would rewrite it per node);

@@ -115,21 +115,63 @@ tasks:
 
 @pytest.mark.slow
 def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(ray_local, write_graph, tmp_path):
+    from taskgraph.report.live import PlainView
+
     marker = tmp_path / "killed-once"
     spec = taskgraph.load(write_graph(FAULTY.replace("MARKER", str(marker))))
-    result = taskgraph.run(spec, run_root=tmp_path / "runs")
+    lines: list[str] = []
+    view = PlainView(["a", "b", "d"], write=lines.append)
+    result = taskgraph.run(spec, run_root=tmp_path / "runs", on_update=view.on_update, on_progress=view.on_progress)
     assert marker.exists(), "the worker was killed once"
     assert statuses(result) == dict.fromkeys("abd", "done")
     run = json.loads((result.run_dir / "run.json").read_text())
     assert len(run["nodes"]["a"]["attempts"]) == 2, "Ray retried the node after its worker died"
     assert len(run["nodes"]["b"]["attempts"]) == 1 and len(run["nodes"]["d"]["attempts"]) == 1
     assert result.records["a"].meta["resumed_from_step"] == 20  # 23rd forward call: after step 20's checkpoint
+    _retry_is_visible(result.run_dir, run, lines)
     # the same graph never interrupted (marker already there) ends with bit-identical parameters
     clean = taskgraph.run(spec, run_root=tmp_path / "clean")
     assert clean.records["a"].meta["resumed_from_step"] is None
     assert digest(load_params(clean.run_dir / "a" / "params.safetensors")) == digest(
         load_params(result.run_dir / "a" / "params.safetensors")
     )
+
+
+def _retry_is_visible(run_dir: Path, run: dict, lines: list[str]) -> None:
+    """Issue 16 item 6: each try in run.json, the run output, trace.json, the report; monotonic curves."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from taskgraph.report.html import build_report
+    from taskgraph.report.rundata import load_run
+
+    first, second = run["nodes"]["a"]["attempts"]
+    assert first["ended"] == "retried" and "worker process died" in first["why"] and first["pid"] != second["pid"]
+    assert first["started_at"] <= first["ended_at"] <= second["started_at"] and not first["ended_at_is_bound"]
+    assert second["ended"] == "done" and second["ended_at"] == run["nodes"]["a"]["ended_at"]
+    retry = [line for line in lines if line.startswith("  retry    a: try 1 on ")]
+    assert len(retry) == 1 and f"pid {first['pid']} ended (its worker died)" in retry[0], lines
+    assert f"try 2 on {second['host']} pid {second['pid']}" in retry[0]
+    assert any(line.startswith("  done     a ") and "(try 2: Ray ran it again" in line for line in lines), lines
+    trace = json.loads((run_dir / "trace.json").read_text())["traceEvents"]
+    slices = [e for e in trace if e["ph"] == "X"]
+    assert all(e["dur"] >= 0 for e in slices), [e for e in slices if e["dur"] < 0]
+    tries = {e["name"]: e for e in slices if e["name"].startswith("a (try")}
+    assert set(tries) == {"a (try 1)", "a (try 2)"} and tries["a (try 1)"]["cat"] == "retried"
+    epochs = [e for e in slices if e["cat"] == "epoch" and e["args"]["node"] == "a"]
+    assert {e["args"]["try"] for e in epochs} == {1, 2}  # epochs before the kill, and after the resume
+    for epoch in epochs:  # each inside the try that sent it
+        host = tries[f"a (try {epoch['args']['try']})"]
+        assert host["tid"] == epoch["tid"] and host["ts"] <= epoch["ts"]
+        assert epoch["ts"] + epoch["dur"] <= host["ts"] + host["dur"] + 1
+    view = load_run(run_dir)
+    assert view.nodes["a"].queued_seconds == pytest.approx(first["started_at"] - run["nodes"]["a"]["submitted_at"])
+    html = build_report(view)
+    assert "Retried nodes" in html and 'data-node="a" data-attempt="1"' in html and "worker process died" in html
+    events = EventAccumulator(str(run_dir / "a" / "tb"))
+    events.Reload()
+    for tag in events.Tags()["scalars"]:  # TensorBoard's own reading: no step twice, none going back
+        steps = [s.step for s in events.Scalars(tag)]
+        assert steps == sorted(set(steps)), (tag, steps)
 
 
 SLOW = """

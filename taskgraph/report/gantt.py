@@ -20,11 +20,16 @@ __all__ = ["Bar", "lanes", "critical_path", "gantt_svg", "STATUS_FILL"]
 
 @dataclass(frozen=True)
 class Bar:
+    """One try of a node in one lane: a retried node has a bar per try, each where it ran."""
+
     node: str
     lane: int
     begin: float  # seconds since the run started
     end: float
-    queued_from: float | None  # when it was submitted, if it waited for a worker
+    queued_from: float | None  # when it was submitted, if it waited for a worker (first try only)
+    attempt: int = 1
+    status: str | None = None  # "retried" for a try whose worker died; None: the node's own status
+    why: str = ""
 
 
 def critical_path(nodes: Mapping[str, NodeRun], upstream: Mapping[str, tuple[str, ...]]) -> list[str]:
@@ -58,15 +63,17 @@ def _place_label(label: str, begin: float, w: float, free_from: float, free_unti
 
 
 def lanes(nodes: Mapping[str, NodeRun], t0: float) -> tuple[list[str], list[Bar]]:
-    """One lane per worker process or GPU; nodes that overlap in one lane (GPU sharing) get extra rows."""
-    timed = sorted((r for r in nodes.values() if r.begin is not None and r.ended_at is not None),
-                   key=lambda r: (r.begin, r.name))
+    """One lane per worker process or GPU; nodes that overlap in one lane (GPU sharing) get extra rows.
+    Each try of a retried node is its own bar, in the lane of the worker it ran on."""
+    tries = sorted((t for r in nodes.values() for t in r.tries()), key=lambda t: (t.begin, t.node, t.attempt))
     names: list[str] = []
     row_end: list[float] = []
     bars = []
-    for rec in timed:
-        begin, end = rec.begin - t0, rec.ended_at - t0
-        label = rec.where
+    first_try = {n: min((t.attempt for t in tries if t.node == n), default=1) for n in nodes}
+    for t in tries:
+        rec = nodes[t.node]
+        begin, end = t.begin - t0, t.end - t0
+        label = t.where
         rows = [i for i, name in enumerate(names) if name == label or name.startswith(label + " #")]
         lane = next((i for i in rows if row_end[i] <= begin + 1e-6), None)
         if lane is None:
@@ -74,8 +81,11 @@ def lanes(nodes: Mapping[str, NodeRun], t0: float) -> tuple[list[str], list[Bar]
             row_end.append(end)
             lane = len(names) - 1
         row_end[lane] = end
-        queued = rec.submitted_at - t0 if rec.submitted_at is not None and rec.started_at is not None else None
-        bars.append(Bar(rec.name, lane, begin, end, queued))
+        queued = (rec.submitted_at - t0 if rec.submitted_at is not None and rec.first_started_at is not None
+                  and t.attempt == first_try[t.node] else None)
+        retried = t.status == "retried"
+        bars.append(Bar(t.node, lane, begin, end, queued, t.attempt, "retried" if retried else None,
+                        t.why if retried else ""))
     return names, bars
 
 
@@ -137,19 +147,23 @@ def gantt_svg(
             taken_until = 0.0
         rec = nodes[bar.node]
         y = top + bar.lane * row + (row - bar_h) / 2
-        critical = bar.node in on_path
-        tip = (f"{bar.node}: {rec.status}, {_fmt(bar.end - bar.begin)} on {rec.where}"
+        status = bar.status or rec.status
+        critical = bar.node in on_path and bar.status is None
+        tries = f" (try {bar.attempt})" if bar.status or len(rec.attempts) > 1 else ""
+        tip = (f"{bar.node}{tries}: {status}, {_fmt(bar.end - bar.begin)} on {names[bar.lane]}"
                + (f", queued {_fmt(bar.begin - bar.queued_from)}" if bar.queued_from is not None else "")
-               + (" (critical path)" if critical else "") + (f"\n{rec.error}" if rec.error else ""))
-        out.append(f'<g class="bar" data-node="{escape(bar.node)}"><title>{escape(tip)}</title>')
+               + (" (critical path)" if critical else "")
+               + (f"\nended: {bar.why}; Ray ran it again" if bar.status else f"\n{rec.error}" if rec.error else ""))
+        attempt = f' data-attempt="{bar.attempt}"' if tries else ""
+        out.append(f'<g class="bar" data-node="{escape(bar.node)}"{attempt}><title>{escape(tip)}</title>')
         if bar.queued_from is not None and bar.begin - bar.queued_from > 0:
             out.append(f'<rect x="{x(bar.queued_from):.1f}" y="{y + bar_h / 2 - 2}" '
                        f'width="{max(0.5, x(bar.begin) - x(bar.queued_from)):.1f}" height="4" fill="#d1d5db"/>')
         w = max(2.0, x(bar.end) - x(bar.begin))
         stroke = 'stroke="#dc2626" stroke-width="3"' if critical else 'stroke="#374151" stroke-width="1"'
         out.append(f'<rect x="{x(bar.begin):.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" rx="4" '
-                   f'fill="{STATUS_FILL.get(rec.status, "#ffffff")}" {stroke}/>')
-        label = f"{bar.node} {_fmt(bar.end - bar.begin)}"
+                   f'fill="{STATUS_FILL.get(status, "#ffffff")}" {stroke}/>')
+        label = f"{bar.node}{' ✕' if bar.status else ''} {_fmt(bar.end - bar.begin)}"
         placed = _place_label(label, x(bar.begin), w, taken_until,
                               min(x(after.begin), width + 10) if after else width + 10)
         taken_until = x(bar.begin) + w
@@ -159,6 +173,6 @@ def gantt_svg(
                        f"{escape(label)}</text>")
         out.append("</g>")
     out.append(f'<text x="{left}" y="16" fill="#374151">seconds since the first node was submitted; '
-               'red outline = critical path, grey line = waiting for a worker</text>')
+               'red outline = critical path, grey line = waiting for a worker, orange ✕ = a try whose worker died</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -105,7 +105,7 @@ def _cache_cell(status: str, meta: dict[str, Any], keyed: bool) -> str:
 def _node_table(view: RunView) -> str:
     metric_names = sorted({k for m in view.metrics.values() for k in (m.get("final") or {})}
                           | {k for r in view.nodes.values() for k in (r.meta.get("final") or {})})
-    head = ["node", "status", "stage", "seconds", "queued", "host", "worker", "GPU", "device", "steps",
+    head = ["node", "status", "stage", "seconds", "queued", "tries", "host", "worker", "GPU", "device", "steps",
             *metric_names, "inherits", "cache", "error"]
     rows = []
     keys = view.run.get("keys") or {}  # cache keys of the nodes, when the run used the result cache
@@ -122,6 +122,7 @@ def _node_table(view: RunView) -> str:
         cells = [
             f"<td><b>{escape(name)}</b></td>", f"<td>{_pill(rec.status)}</td>", f'<td class="num">{stage}</td>',
             f'<td class="num">{_num(rec.seconds, 3)}</td>', f'<td class="num">{_num(rec.queued_seconds, 2)}</td>',
+            f'<td class="num">{len(rec.attempts) or "–"}</td>',
             f"<td>{escape(rec.host or '–')}</td>", f'<td class="num">{_num(rec.pid)}</td>',
             f"<td>{escape(','.join(rec.gpu_ids) or '–')}</td>", f"<td>{escape(str(meta.get('device') or '–'))}</td>",
             f'<td class="num">{_num(meta.get("steps"))}</td>',
@@ -132,6 +133,35 @@ def _node_table(view: RunView) -> str:
         rows.append(f'<tr data-node="{escape(name)}">{"".join(cells)}</tr>')
     header = "".join(f"<th>{escape(h)}</th>" for h in head)
     return f'<div class="scroll"><table class="nodes"><tr>{header}</tr>{"".join(rows)}</table></div>'
+
+
+def _retries(view: RunView) -> str:
+    """Every try of each node that Ray ran more than once: where, when, and how it ended."""
+    t0 = float(view.run.get("started_at") or 0.0)
+    rows = []
+    for name in view.order:
+        rec = view.nodes[name]
+        if len(rec.attempts) < 2:
+            continue
+        for a in rec.attempts:
+            start, end = a.get("started_at"), a.get("ended_at")
+            ended = ("retried" if a.get("ended") == "retried" else str(a.get("ended") or rec.status))
+            when = (f"{start - t0:.1f} s" if start is not None else "–",
+                    ("≤ " if a.get("ended_at_is_bound") else "") + (f"{end - t0:.1f} s" if end is not None else "–"))
+            rows.append(
+                f'<tr data-node="{escape(name)}" data-attempt="{a.get("attempt")}"><td><b>{escape(name)}</b></td>'
+                f'<td class="num">{a.get("attempt")}</td><td>{escape(str(a.get("host") or "–"))}</td>'
+                f'<td class="num">{_num(a.get("pid"))}</td><td><code>{escape(str(a.get("node_id") or "–")[:12])}</code></td>'
+                f'<td class="num">{when[0]}</td><td class="num">{escape(when[1])}</td><td>{_pill(ended)}</td>'
+                f"<td>{escape(str(a.get('why') or ''))}</td></tr>")
+    if not rows:
+        return ""
+    header = "".join(f"<th>{h}</th>" for h in ("node", "try", "host", "worker", "Ray node", "started", "ended",
+                                                "ended as", "why"))
+    return ('<h2>Retried nodes</h2><p class="sub">Ray runs a node again when the worker running it dies (a '
+            "killed process, a lost machine); each try below, times since the run started (≤: not heard from "
+            "after that, the next try's start).</p>"
+            f'<div class="scroll"><table class="tries"><tr>{header}</tr>{"".join(rows)}</table></div>')
 
 
 _ABLATION_COLUMNS = ("edge", "fraction", "metric", "with_mean", "with_std", "without_mean", "without_std",
@@ -199,6 +229,7 @@ edges say which modules they pass and how.</p>
 {tb_note}
 <h2>Nodes</h2>
 {_node_table(view)}
+{_retries(view)}
 {_ablation(view)}
 <p class="sub">Made by <code>taskgraph report</code>.</p>
 </body></html>

@@ -35,6 +35,9 @@ class NodeProgress:
     seconds: float | None = None
     where: str = ""
     error: str | None = None
+    tries: int = 0  # start events seen: more than one means Ray ran the node again after its worker died
+    previous_where: str = ""  # where the try before this one ran
+    pid: int | None = None
 
 
 class ProgressState:
@@ -71,6 +74,9 @@ class ProgressState:
             node.started = event.get("time")
             if node.status in ("pending", "queued"):
                 node.status = "running"
+            if event.get("pid") != node.pid or not node.tries:
+                node.tries += 1
+                node.previous_where, node.pid = node.where, event.get("pid")
             gpus = event.get("gpu_ids") or []
             node.where = f"{event.get('host', '?')}" + (f" GPU {','.join(gpus)}" if gpus else f" pid {event.get('pid')}")
         elif kind in ("step", "epoch"):
@@ -171,8 +177,10 @@ class PlainView:
         if record.status == "done":
             final = ", ".join(f"{k}={v:.4f}" for k, v in (record.meta.get("final") or {}).items())
             took = (record.ended_at or 0) - (record.started_at or 0)
+            tries = len(getattr(record, "attempts", None) or ())
+            again = f" (try {tries}: Ray ran it again after its worker died)" if tries > 1 else ""
             self._write(f"  done     {record.name} in {took:.1f}s on {record.host} "
-                        f"({record.meta.get('device')}): {final}")
+                        f"({record.meta.get('device')}){again}: {final}")
         elif record.status == "cached":
             final = ", ".join(f"{k}={v:.4f}" for k, v in (record.meta.get("final") or {}).items())
             self._write(f"  cached   {record.name}: {final}")
@@ -184,7 +192,11 @@ class PlainView:
     def on_progress(self, event: dict[str, Any]) -> None:
         self.state.on_progress(event)
         name, kind = event.get("node"), event.get("kind")
-        if kind == "start":
+        if kind == "start" and name in self.state.nodes and self.state.nodes[name].tries > 1:
+            node = self.state.nodes[name]
+            self._write(f"  retry    {name}: try {node.tries - 1} on {node.previous_where} ended (its worker died); "
+                        f"Ray runs it again, try {node.tries} on {node.where}")
+        elif kind == "start":
             self._write(f"  start    {name} on {self.state.nodes[name].where}" if name in self.state.nodes else "")
         elif kind == "epoch" and name in self.state.nodes:
             now, last = time.time(), self._last_epoch_line.get(name, float("-inf"))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from taskgraph.plan.graph import Plan
     from taskgraph.spec.models import Graph
 
-__all__ = ["NodeRun", "RunView", "load_run", "is_run_dir", "find_ablation", "ABLATION", "TRACE", "STATUS_FILL"]
+__all__ = ["NodeRun", "Try", "RunView", "load_run", "is_run_dir", "find_ablation", "ABLATION", "TRACE", "STATUS_FILL"]
 
 ABLATION, TRACE = "ablation.json", "trace.json"
 
@@ -27,8 +27,22 @@ ABLATION, TRACE = "ablation.json", "trace.json"
 #: dependency picture and the tables.
 STATUS_FILL = {
     "done": "#86efac", "cached": "#d1d5db", "running": "#93c5fd", "pending": "#f3f4f6",
-    "failed": "#fca5a5", "skipped": "#fde68a", "interrupted": "#f0abfc",
+    "failed": "#fca5a5", "skipped": "#fde68a", "interrupted": "#f0abfc", "retried": "#fdba74",
 }
+
+
+@dataclass(frozen=True)
+class Try:
+    """One attempt at a node: a retried one (its worker died) or the last one (the node's own end)."""
+
+    node: str
+    attempt: int  # 1, 2, ...
+    status: str  # "retried", or the node's status for its last try
+    begin: float
+    end: float
+    where: str
+    why: str = ""
+    end_is_bound: bool = False  # a retried try never heard from again: it ended by the next one's start
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,7 @@ class NodeRun:
     gpu_ids: tuple[str, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    attempts: tuple[dict[str, Any], ...] = ()  # run.json's ``attempts``, oldest first
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> NodeRun:
@@ -61,6 +76,7 @@ class NodeRun:
             gpu_ids=tuple(str(g) for g in data.get("gpu_ids") or ()),
             meta=dict(data.get("meta") or {}),
             error=data.get("error"),
+            attempts=tuple(dict(a) for a in data.get("attempts") or () if isinstance(a, dict)),
         )
 
     @property
@@ -75,10 +91,34 @@ class NodeRun:
         return max(0.0, self.ended_at - self.begin)
 
     @property
+    def first_started_at(self) -> float | None:
+        """When the first try started: a retried node's ``started_at`` is its last try's."""
+        starts = [a["started_at"] for a in self.attempts if a.get("started_at") is not None]
+        return min(starts) if starts else self.started_at
+
+    @property
     def queued_seconds(self) -> float | None:
-        if self.submitted_at is None or self.started_at is None:
+        """Waiting for a worker before the first try (not the time earlier tries ran)."""
+        first = self.first_started_at
+        if self.submitted_at is None or first is None:
             return None
-        return max(0.0, self.started_at - self.submitted_at)
+        return max(0.0, first - self.submitted_at)
+
+    def tries(self) -> list[Try]:
+        """Every try that has a time span: earlier (retried) ones from ``attempts``, then the node itself."""
+        out = []
+        for a in self.attempts[:-1]:
+            begin, end = a.get("started_at"), a.get("ended_at")
+            if begin is None or end is None:
+                continue
+            where = f"{a.get('host') or '?'} pid {a.get('pid')}" if a.get("pid") is not None else (a.get("host") or "?")
+            out.append(Try(self.name, int(a.get("attempt") or len(out) + 1), "retried", float(begin),
+                           max(float(begin), float(end)), where, str(a.get("why") or "its worker died"),
+                           bool(a.get("ended_at_is_bound"))))
+        if self.begin is not None and self.ended_at is not None:
+            out.append(Try(self.name, len(self.attempts) or 1, self.status, self.begin, max(self.begin, self.ended_at),
+                           self.where, self.error or ""))
+        return out
 
     @property
     def where(self) -> str:

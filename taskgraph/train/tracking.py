@@ -39,25 +39,43 @@ def _scalars(event: Event) -> dict[str, float]:
 
 
 class TensorBoardLogger:
-    """Scalars by optimizer step, so batch and epoch curves share one x axis."""
+    """Scalars by optimizer step, so batch and epoch curves share one x axis.
+
+    A retried node resumes from its last checkpoint, behind where the dead try had logged to. The
+    writer opens at the try's first event, and when an earlier try left event files here it opens
+    with ``purge_step`` = that event's step: TensorBoard then drops the earlier try's points from
+    that step on (the training they show was rolled back), so every curve stays one monotonic line.
+    """
 
     def __init__(self, log_dir: str):
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401 -- fail now, not at the first event
 
         self.log_dir = log_dir
-        self.writer = SummaryWriter(log_dir=log_dir)
+        self.writer: Any = None
+
+    def _open(self, step: int) -> Any:
+        import os
+
+        from torch.utils.tensorboard import SummaryWriter
+
+        earlier = os.path.isdir(self.log_dir) and any(n.startswith("events.") for n in os.listdir(self.log_dir))
+        self.writer = SummaryWriter(log_dir=self.log_dir, purge_step=step if earlier else None)
+        return self.writer
 
     def __call__(self, event: Event) -> None:
         if event.get("kind") not in ("step", "epoch"):
             return
         step = int(event.get("step") or 0)
+        if self.writer is None:
+            self._open(step)
         for tag, value in _scalars(event).items():
             self.writer.add_scalar(tag, value, step)
         if event.get("kind") == "epoch":
             self.writer.add_scalar("epoch", float(event.get("epoch") or 0), step)
 
     def close(self, ok: bool = True) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def start_mlflow_run(uri: str, experiment: str, run_name: str, tags: dict[str, str]) -> tuple[str, str]:
