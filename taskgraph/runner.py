@@ -168,7 +168,8 @@ def build_jobs(
         key = keys.get(name, "")
         request = NodeRequest(name, task, spec.data[task.data], node_seed(task.seed or 0, name), inherits,
                               sources=sources,
-                              checkpoint_dir=str(cache.partial(key)) if cache is not None and key else None)
+                              checkpoint_dir=str(cache.partial(key)) if cache is not None and key else None,
+                              data_cache=str(cache.data_folder()) if cache is not None else None)
         jobs.append(
             NodeJob(
                 name=name,

@@ -1,6 +1,7 @@
 """The result cache: finished nodes stored by cache key, shared by every run under one ``--run-dir``.
 
-Layout: ``<run-dir>/.cache/nodes/<key[:2]>/<key>/`` with ``params.safetensors``, ``metrics.json``,
+Layout: ``<run-dir>/.cache/nodes/<key[:2]>/<key>/`` (loaded data sources: ``.cache/data/``, see
+``train.datacache``) with ``params.safetensors``, ``metrics.json``,
 ``node.json`` (what the run record needs) and ``manifest.json`` (each file's sha256 and size,
 recorded when it was written). An entry is created by renaming a complete temp folder into place,
 so it is either whole or absent. Run folders hard-link the cached files (a copy where links are
@@ -52,6 +53,10 @@ class NodeCache:
 
     def entry(self, key: str) -> Path:
         return self.root / "nodes" / key[:2] / key
+
+    def data_folder(self) -> Path:
+        """Where the run's workers share loaded data sources (``train.datacache``), one file per source version."""
+        return self.root / "data"
 
     def partial(self, key: str) -> Path:
         """Where an unfinished node keeps its checkpoints (survives a killed worker or driver)."""

@@ -82,17 +82,28 @@ def synthetic_shapes(config: SyntheticShapesData) -> Splits:
     return split_by_fraction(fields, config.val_fraction, config.seed)
 
 
-def load_data(config: Any) -> Splits:
+def load_data(config: Any, cache: str | None = None) -> Splits:
     """The splits of one data source, cached per process by its config (frozen, so it hashes) *and*
     the content of the files it reads (the cache key's fingerprint, memoised on size and mtime): a
-    worker that outlives a run (one Ray session, several runs) never serves data from before a change."""
+    worker that outlives a run (one Ray session, several runs) never serves data from before a change.
+
+    ``cache``: a folder shared by the run's workers (``<run-dir>/.cache/data``): the source is loaded
+    once there and read back by every other worker and ablation variant (``train.datacache``)."""
     from taskgraph.plan.keys import data_fingerprint
 
-    return _load_data(config, data_fingerprint(config))
+    return _load_data(config, data_fingerprint(config), cache)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_data(config: Any, fingerprint: str) -> Splits:
+def _load_data(config: Any, fingerprint: str, cache: str | None = None) -> Splits:
+    if cache is None:
+        return _call_loader(config)
+    from taskgraph.train.datacache import cached_splits
+
+    return cached_splits(config, fingerprint, cache, lambda: _call_loader(config))
+
+
+def _call_loader(config: Any) -> Splits:
     loader = LOADERS.get(config.loader)
     if config.loader in LOADERS:
         return loader(config)

@@ -59,6 +59,8 @@ class NodeRequest:
     #: A joint node's data sources by name (``data`` is its own one); empty for single-task nodes.
     sources: tuple[tuple[str, Any], ...] = ()
     checkpoint_dir: str | None = None  # where checkpoints go (kept across retries and reruns)
+    #: Where loaded data sources are shared by the run's workers (``<run-dir>/.cache/data``); None: per process.
+    data_cache: str | None = None
 
 
 @dataclass
@@ -178,7 +180,7 @@ def train_node(
     torch.manual_seed(request.seed)
 
     try:
-        splits: Splits = load_data(request.data)
+        splits: Splits = load_data(request.data, request.data_cache)
     except TrainError as exc:  # the loader's own words, with the node and data source they are about
         raise TrainError(f"{where} (data '{task.data}'): {exc}", node=request.name) from exc
     train = subsample(splits.train, task.train.label_fraction, request.seed)

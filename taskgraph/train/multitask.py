@@ -181,7 +181,7 @@ def _load_sources(request: NodeRequest, node: MultiTaskNode, where: str) -> tupl
     for source in node.data_sources():
         if source not in configs:
             raise TrainError(f"{where}: data source '{source}' was not handed to this node. This is a bug.")
-        splits = load_data(configs[source])
+        splits = load_data(configs[source], request.data_cache)
         train[source] = subsample(splits.train, node.train.label_fraction, request.seed)
         val[source] = splits.val
         needed = [node.input] + [h.loss.target for h in node.heads.values() if (h.data or node.data) == source
