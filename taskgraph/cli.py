@@ -27,6 +27,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# `taskgraph data fetch|list|inspect` (taskgraph/datacli.py: typer only at import, like this module)
+from taskgraph.datacli import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
+
 OnlyOpt = Annotated[Optional[str], typer.Option("--only", help="Run only these nodes (their upstream must be cached).")]
 FromOpt = Annotated[Optional[str], typer.Option("--from", help="Retrain these nodes and everything downstream of them.")]
 UntilOpt = Annotated[Optional[str], typer.Option("--until", help="Stop after these nodes: run only them and their ancestors.")]

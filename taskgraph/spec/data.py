@@ -15,12 +15,33 @@ _REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = _REPO.parent / "shared" / "data"
 
 
+def fetch_home() -> Path:
+    """Where ``taskgraph data fetch`` puts data sets: ``$TASKGRAPH_DATA``, else the user cache folder
+    (``~/.cache/taskgraph/data`` on Linux; platformdirs picks the platform's own elsewhere)."""
+    env = os.environ.get("TASKGRAPH_DATA")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs  # small, torch-free; only when no variable says where
+
+    return Path(platformdirs.user_cache_dir("taskgraph")) / "data"
+
+
+def search_path(name: str) -> list[Path]:
+    """Where data set ``name`` is looked for when no ``root`` is given, in order: ``$TASKGRAPH_DATA``
+    alone when it is set (an explicit choice); else the user cache folder ``data fetch`` fills, then
+    the staged copy beside the repository (``<repo>/../shared/data``)."""
+    if os.environ.get("TASKGRAPH_DATA"):
+        return [fetch_home() / name]
+    return list(dict.fromkeys([fetch_home() / name, DEFAULT_DATA / name]))
+
+
 def data_root(name: str, root: str | None) -> Path:
-    """The folder of data set ``name``: the configured ``root``, ``$TASKGRAPH_DATA/name``, or the default."""
+    """The folder of data set ``name``: the configured ``root``, else the first folder of
+    ``search_path`` that exists (the fetch folder if none does, so errors point where fetch writes)."""
     if root:
         return Path(root).expanduser()
-    env = os.environ.get("TASKGRAPH_DATA")
-    return (Path(env).expanduser() if env else DEFAULT_DATA) / name
+    candidates = search_path(name)
+    return next((path for path in candidates if path.is_dir()), candidates[0])
 
 
 def repo_path(path: str) -> Path:
@@ -259,9 +280,11 @@ class Conll2000Data(TokenOptions):
     """
 
     loader: Literal["conll2000"]
-    root: str = Field(
-        "../shared/data/conll2000",
-        description="Folder with train.txt and test.txt; a relative path is resolved against the repository.",
+    root: str | None = Field(
+        None,
+        description="Folder with train.txt and test.txt; a relative path is resolved against the repository "
+        "(default: the data search path, as the other example data sets: $TASKGRAPH_DATA/conll2000, else the "
+        "folder `taskgraph data fetch` fills, else ../shared/data/conll2000).",
     )
 
     @property
@@ -272,4 +295,4 @@ class Conll2000Data(TokenOptions):
         return {}
 
     def reads(self) -> tuple[Path, ...]:
-        return (repo_path(self.root),)
+        return (repo_path(self.root) if self.root else data_root("conll2000", None),)

@@ -34,9 +34,10 @@ def missing_data(spec: Graph, source: SourceMap | None = None) -> list[SpecIssue
         for path in config.reads():
             if path.exists():
                 continue
-            message = (f"data set '{config.loader}' not found: {path} does not exist. Loaders never download: put "
-                       f"the data there, set `root:` on this data source (or --set data.{name}.root=/path), or "
-                       f"point TASKGRAPH_DATA at the folder that holds '{config.loader}'.")
+            message = (f"data set '{config.loader}' not found: {path} does not exist. Loaders never download: run "
+                       f"`taskgraph data fetch {path.name}`, put the data there, set `root:` on this data source "
+                       f"(or --set data.{name}.root=/path), or point TASKGRAPH_DATA at the folder that holds "
+                       f"'{config.loader}'.")
             loc = ("data", name, "root")
             issues.append(source.issue(loc, message) if source else SpecIssue(message=message, path=f"data.{name}"))
             break

@@ -15,7 +15,7 @@ import functools
 from pathlib import Path
 
 from taskgraph.errors import TrainError
-from taskgraph.spec.data import Conll2000Data, repo_path
+from taskgraph.spec.data import Conll2000Data, data_root, repo_path
 from taskgraph.spec.filedata import ConllData
 from taskgraph.train.data import LOADERS, Splits
 from taskgraph.train.datasets.conll import PAD, UNK, load_conll, read_conll
@@ -28,16 +28,18 @@ _SHARED = ("max_sentences", "max_val_sentences", "vocab_size", "lowercase", "fea
            "suffix_vocab", "shape_vocab", "chars", "char_vocab")
 
 
-def resolve_root(root: str) -> Path:
-    """An absolute ``root`` as given; a relative one against the repository (``../shared/data/...``)."""
-    return repo_path(root)
+def resolve_root(root: str | None) -> Path:
+    """An absolute ``root`` as given; a relative one against the repository (``../shared/data/...``);
+    none: the data search path (``spec.data.data_root``)."""
+    return repo_path(root) if root else data_root("conll2000", None)
 
 
 def _require(path: Path) -> Path:
     if not path.is_file():
         raise TrainError(
-            f"data loader 'conll2000': missing {path}. Loaders never download: point `root:` of this data "
-            "source (or --set data.NAME.root=/abs/path) at the folder holding train.txt and test.txt."
+            f"data loader 'conll2000': missing {path}. Loaders never download: run `taskgraph data fetch conll2000`, "
+            "or point `root:` of this data source (or --set data.NAME.root=/abs/path) at the folder holding "
+            "train.txt and test.txt."
         )
     return path
 
