@@ -129,13 +129,34 @@ def module_dims(spec: Graph, task: Task) -> dict[str, int | None]:
         in_dim = module.resolved_in(width)
         dims[name] = in_dim
         width = outs[name] = module.output_dim(in_dim)
-    last = list(task.modules)[-1]
+    mixed = _mixture_widths(task, width, dims)
+    last = list(task.modules)[-1] if task.modules else None
     for name, head in getattr(task, "heads", {}).items():
-        sources = [outs.get(src) for src in (head.input or (last,))]
-        summed = None if any(w is None for w in sources) else sum(sources)  # type: ignore[arg-type]
+        summed = _head_width(task, name, head, outs, last, mixed)
         dims[name] = head.module.resolved_in(summed)
         outs[name] = head.module.output_dim(dims[name])
     return dims
+
+
+def _mixture_widths(task: Any, width: int | None, dims: dict[str, int | None]) -> int | None:
+    """Fill ``dims`` with the input widths of a mixture's parts; return the width of its mixed features."""
+    mixture = getattr(task, "mixture", None)
+    if mixture is None:
+        return None
+    from taskgraph.spec.mixture import mixture_tasks, mixture_widths
+
+    part_dims, mixed = mixture_widths(mixture, mixture_tasks(mixture, task.heads), width)
+    dims.update(part_dims)
+    return mixed
+
+
+def _head_width(task: Any, name: str, head: Any, outs: dict[str, int | None], last: str | None,
+                mixed: int | None) -> int | None:
+    """What feeds a head: its ``input`` outputs side by side, its task's mixed features, or the trunk."""
+    if head.input is None and getattr(task, "mixture", None) is not None:
+        return mixed
+    widths = [outs.get(src) for src in (head.input or (last,))]
+    return None if any(w is None for w in widths) else sum(widths)  # type: ignore[arg-type]
 
 
 def _check_shared_modules(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
@@ -206,16 +227,42 @@ def _check_input_widths(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]
                 problems.append((("tasks", name, "modules", module_name, problem[0]), problem[1]))
             width = outs[module_name] = module.output_dim(module.resolved_in(width))
             feeds = f"module '{module_name}' outputs"
-        last = list(task.modules)[-1]
+        mixed = _mixture_widths(task, width, {})
+        if getattr(task, "mixture", None) is not None:
+            problems += _mixture_input_problems(task, name, width, feeds)
+        last = list(task.modules)[-1] if task.modules else None
         for head_name, head in getattr(task, "heads", {}).items():
             sources = head.input or (last,)
-            widths = [outs.get(src) for src in sources]
-            summed = None if any(w is None for w in widths) else sum(widths)  # type: ignore[arg-type]
+            summed = _head_width(task, head_name, head, outs, last, mixed)
             feeds = f"{' + '.join(sources)} output{'s' if len(sources) == 1 else ''}"
+            if head.input is None and getattr(task, "mixture", None) is not None:
+                feeds = f"the mixture's features of task '{head.gate or head_name}' are"
             problem = _width_problem(head.module, summed, feeds)
             if problem:
                 problems.append((("tasks", name, "heads", head_name, "module", problem[0]), problem[1]))
             outs[head_name] = head.module.output_dim(head.module.resolved_in(summed))
+    return problems
+
+
+def _mixture_input_problems(task: Any, name: str, width: int | None, feeds: str) -> list[tuple[Loc, str]]:
+    """Experts, columns and gates whose declared ``in:`` differs from the path that feeds them."""
+    from taskgraph.spec.mixture import mixture_parts, mixture_tasks
+
+    mixture = task.mixture
+    tasks = mixture_tasks(mixture, task.heads)
+    problems: list[tuple[Loc, str]] = []
+    path, level_out, level = width, None, 0
+    for part in mixture_parts(mixture, tasks):
+        if part.level != level:
+            path, level_out, level = level_out, None, part.level
+            feeds = f"level {level} of the mixture outputs" if mixture.type != "cross_stitch" else \
+                "the previous layer outputs"
+        if part.role in ("expert", "column"):
+            problem = _width_problem(part.config, path, feeds)
+            if problem:
+                problems.append((("tasks", name, "mixture", *part.loc, problem[0]), problem[1]))
+            if level_out is None:
+                level_out = part.config.output_dim(part.config.resolved_in(path))
     return problems
 
 
@@ -228,6 +275,11 @@ def _width_problem(module: Any, width: int | None, feeds: str) -> tuple[str, str
     if width is None or getattr(module, "type", None) in _READS_IDS:
         return None
     declared = getattr(module, "in_features", None)
+    if getattr(module, "type", None) == "conv2d" and declared is None:
+        declared = module.resolved_in(None)
+        if declared != width:
+            return "shape", (f"`shape: {list(module.shape)}` reads {declared} values per example, but {feeds} {width} "
+                             "values wide. Give the image's real [channels, height, width].")
     if declared is not None and declared != width:
         return "in", (f"`in: {declared}`, but {feeds} {width} values wide. Write `in: {width}`, or leave "
                       "`in:` out to infer it.")

@@ -37,6 +37,15 @@ from taskgraph.spec.losses import (
     L1Loss,
     MSELoss,
 )
+from taskgraph.spec.layers import (
+    Conv1dModule,
+    Conv2dModule,
+    DropoutModule,
+    LayerNormModule,
+    SequentialModule,
+    TransformerModule,
+    rebuild,
+)
 from taskgraph.spec.modules import (
     BiLSTMModule,
     CRFModule,
@@ -74,10 +83,17 @@ ModuleConfig = Annotated[
         Annotated[BiLSTMModule, Tag("bilstm")],
         Annotated[GradientReversalModule, Tag("gradient_reversal")],
         Annotated[SelectModule, Tag("select")],
+        Annotated[Conv1dModule, Tag("conv1d")],
+        Annotated[Conv2dModule, Tag("conv2d")],
+        Annotated[TransformerModule, Tag("transformer")],
+        Annotated[LayerNormModule, Tag("layer_norm")],
+        Annotated[DropoutModule, Tag("dropout")],
+        Annotated[SequentialModule, Tag("sequential")],
         Annotated[CustomModule, Tag("custom")],
     ],
     Discriminator(_tag("type")),
 ]
+rebuild(ModuleConfig)  # sequential's layers are modules themselves
 
 
 LossConfig = Annotated[

@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, mod
 
 from taskgraph.spec.base import Frozen, LocatedProblems
 from taskgraph.spec.components import METRICS, DataConfig, LossConfig, ModuleConfig
+from taskgraph.spec.mixture import MixtureConfig, mixture_parts, mixture_tasks, node_problems
 from taskgraph.spec.weighting import EqualWeighting, WeightingConfig
 
 __all__ = ["parse_memory", "Resources", "TrainConfig", "Dependency", "Task", "Head", "Sampling", "MultiTaskNode", "Node",
@@ -189,6 +190,10 @@ class Head(Frozen):
         "default: the trunk's last module."
     )
     data: Name | None = Field(None, description="This task's data source; default: the node's `data`.")
+    gate: Name | None = Field(
+        None, description="The mixture task whose mixed features this head reads (its gate; its column in "
+        "cross_stitch); default: the head's own name."
+    )
     metrics: tuple[str, ...] = ()
 
     @field_validator("input", mode="before")
@@ -216,13 +221,17 @@ class MultiTaskNode(Frozen):
 
     ``modules`` is the trunk (applied in order); each head is also a named module, so a joint node
     hands its trunk or any head downstream, and inherits them from upstream, like a single-task node.
+    A ``mixture`` (``spec.mixture``: MMoE, CGC, PLE, cross-stitch) after the trunk soft-shares it:
+    each head reads its own task's mixed features, and experts and gates are named modules too.
     """
 
     kind: Literal["multitask"]
     data: Name = Field(description="The default data source of the heads.")
     input: str = Field("x", description="Field of the data fed to the trunk.")
     depends_on: dict[Name, Dependency] = Field(default_factory=dict)
-    modules: dict[Name, ModuleConfig] = Field(min_length=1, description="The shared trunk, applied in order.")
+    modules: dict[Name, ModuleConfig] = Field(
+        default_factory=dict, description="The shared trunk, applied in order (may be empty before a mixture).")
+    mixture: MixtureConfig | None = Field(None, description="Experts or task columns after the trunk.")
     heads: dict[Name, Head] = Field(min_length=1)
     weighting: WeightingConfig = EqualWeighting()
     sampling: Sampling = Sampling()
@@ -239,6 +248,7 @@ class MultiTaskNode(Frozen):
         clash = sorted(set(self.heads) & set(self.modules))
         for name in clash:
             problems.append((("heads", name), f"'{name}' names both a trunk module and a head. Rename one."))
+        problems += node_problems(self, NAME_PATTERN, MAX_NAME_LENGTH)
         order = list(self.heads)
         for name, head in self.heads.items():
             for i, src in enumerate(head.input or ()):
@@ -256,15 +266,17 @@ class MultiTaskNode(Frozen):
                     problems.append((("heads", name, "input", i),
                                      f"head '{src}' reads data source '{self.heads[src].data or self.data}', this head "
                                      f"'{head.data or self.data}': a head can only read heads on the same batches."))
-        if getattr(self.weighting, "level", None) == "representation" or self.weighting.method == "gradnorm":
-            last = list(self.modules)[-1]
+        if (getattr(self.weighting, "level", None) == "representation" or self.weighting.method == "gradnorm") \
+                and self.modules:
+            last = "mixture" if self.mixture else list(self.modules)[-1]
             for name, head in self.heads.items():
                 for i, src in enumerate(head.input or ()):
                     if src in self.modules and src != last:
                         problems.append((("heads", name, "input", i),
                                          f"'{self.weighting.method}' works on the shared representation, the output "
-                                         f"of '{last}'; this head reads '{src}'. Read '{last}' or a head, or use "
-                                         "`level: parameters`."))
+                                         f"of '{last}'; this head reads '{src}'. "
+                                         + ("Read the mixture (leave `input` out) or a head" if self.mixture else
+                                            f"Read '{last}' or a head") + ", or use `level: parameters`."))
         weights = getattr(self.weighting, "weights", {}) or {}
         for task in weights:
             if task not in self.heads:
@@ -275,8 +287,11 @@ class MultiTaskNode(Frozen):
 
     @property
     def all_modules(self) -> dict[str, Any]:
-        """Trunk modules then heads, by name: what edges can share."""
-        return {**self.modules, **{name: head.module for name, head in self.heads.items()}}
+        """Trunk modules, mixture parts (experts, gates, columns, stitch units), then heads, by name:
+        what edges can share."""
+        mixed = {} if self.mixture is None else {
+            p.name: p.config for p in mixture_parts(self.mixture, mixture_tasks(self.mixture, self.heads))}
+        return {**self.modules, **mixed, **{name: head.module for name, head in self.heads.items()}}
 
     def data_sources(self) -> tuple[str, ...]:
         """Every data source the node reads, its own first."""

@@ -24,6 +24,15 @@ from taskgraph.spec.modules import (
     SelectModule,
     TokenEmbeddingModule,
 )
+from taskgraph.spec.layers import (
+    Conv1dModule,
+    Conv2dModule,
+    DropoutModule,
+    LayerNormModule,
+    SequentialModule,
+    TransformerModule,
+)
+from taskgraph.train.layers import ConvStack, Sequential, Transformer
 from taskgraph.train.registry import Registry
 from taskgraph.train.text_modules import CRF, TokenEmbedding
 
@@ -181,11 +190,43 @@ def _select(config: SelectModule, in_dim: int) -> nn.Module:
     return Select(*_check_columns(config, in_dim))
 
 
+@MODULES.register("conv1d")
+def _conv1d(config: Conv1dModule, in_dim: int) -> nn.Module:
+    return ConvStack(config, in_dim)
+
+
+@MODULES.register("conv2d")
+def _conv2d(config: Conv2dModule, in_dim: int) -> nn.Module:
+    return ConvStack(config, in_dim)
+
+
+@MODULES.register("transformer")
+def _transformer(config: TransformerModule, in_dim: int) -> nn.Module:
+    return Transformer(config, in_dim)
+
+
+@MODULES.register("layer_norm")
+def _layer_norm(config: LayerNormModule, in_dim: int) -> nn.Module:
+    return nn.LayerNorm(in_dim)
+
+
+@MODULES.register("dropout")
+def _dropout(config: DropoutModule, in_dim: int) -> nn.Module:
+    return nn.Dropout(config.p)
+
+
+@MODULES.register("sequential")
+def _sequential(config: SequentialModule, in_dim: int) -> nn.Module:
+    widths = config.widths(in_dim)
+    return Sequential([build_module(layer, width, f"sequential.layers.{i}")
+                       for i, (layer, width) in enumerate(zip(config.layers, widths))])
+
+
 def build_module(config: Any, in_dim: int | None, where: str) -> nn.Module:
     """Build one named module; user classes get their YAML keys as keyword arguments."""
     width = config.resolved_in(in_dim)
     if config.type in MODULES:
-        if width is None and config.type in ("embedding", "token_embedding"):
+        if width is None and config.type in ("embedding", "token_embedding", "dropout", "sequential"):
             width = 0  # an embedding reads ids: it has no input width
         if width is None:
             raise TrainError(f"{where}: cannot infer the input width. Set `in:` on this module.")

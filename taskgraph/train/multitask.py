@@ -25,16 +25,25 @@ from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, fi
 from taskgraph.train.losses import loss_function
 from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, state_to_numpy
+from taskgraph.train.mixture import Mixture
 from taskgraph.train.modules import build_module, reverse_gradient
 from taskgraph.train.predict import input_record
 from taskgraph.train.shapes import check_input
 from taskgraph.train.weighting import Step, build_weighting
 
-__all__ = ["JointModel", "train_joint_node", "batch_shares", "task_loss"]
+__all__ = ["JointModel", "MIXED", "train_joint_node", "batch_shares", "task_loss"]
+
+
+#: Where ``run_trunk`` keeps a mixture's shared representation (no module name can be this).
+MIXED = "<mixture>"
 
 
 class JointModel(nn.ModuleDict):
-    """Trunk modules then heads, all by name (state keys ``trunk.lstm.weight_ih_l0``, ``pos.weight``)."""
+    """Trunk modules, mixture parts, then heads, all by name (state keys ``trunk.lstm.weight_ih_l0``,
+    ``gate_pos.weight``, ``pos.weight``).
+
+    With a ``mixture``, ``run_trunk`` also returns the mixture's shared representation under
+    ``MIXED`` (then ``_last``): the output every head's own part starts from (``head_input``)."""
 
     load_module = NodeModel.load_module
 
@@ -47,18 +56,40 @@ class JointModel(nn.ModuleDict):
             width = outs[name] = config.output_dim(config.resolved_in(width))
         self._trunk_names = list(node.modules)
         self._head_names = list(node.heads)
-        self._last = self._trunk_names[-1]
+        self.mixture = None if node.mixture is None else Mixture(node, self, width, where, build_module)
+        self._last = MIXED if self.mixture else self._trunk_names[-1]
+        self._gates = {name: head.gate or name for name, head in node.heads.items() if head.input is None}
         for name, head in node.heads.items():
-            widths = [outs.get(src) for src in (head.input or (self._last,))]
-            in_w = None if any(w is None for w in widths) else sum(widths)  # type: ignore[arg-type]
+            if self.mixture is not None and head.input is None:
+                in_w = self.mixture.width
+            else:
+                widths = [outs.get(src) for src in (head.input or (self._last,))]
+                in_w = None if any(w is None for w in widths) else sum(widths)  # type: ignore[arg-type]
             self[name] = build_module(head.module, in_w, f"{where}.heads.{name}.module")
             outs[name] = head.module.output_dim(head.module.resolved_in(in_w))
+
+    @property
+    def shared_names(self) -> list[str]:
+        """Modules before the shared representation: the trunk and the mixture's shared parts."""
+        return self._trunk_names + (self.mixture.shared_names if self.mixture else [])
+
+    @property
+    def task_names(self) -> list[str]:
+        """Modules after it: a mixture's per-task parts (last gates, last stitch unit) and the heads."""
+        return (self.mixture.task_names if self.mixture else []) + self._head_names
 
     def run_trunk(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         outs = {}
         for name in self._trunk_names:
             x = outs[name] = self[name](x)
+        if self.mixture is not None:
+            outs[MIXED] = self.mixture.shared(self, x)
         return outs
+
+    def mixed(self, rep: torch.Tensor, head: str) -> torch.Tensor:
+        """Head ``head``'s mixed features from the shared representation (or a view of it)."""
+        assert self.mixture is not None
+        return self.mixture.task(self, rep, self._gates[head])
 
 
 def batch_shares(sizes: list[int], batch_size: int, rule: str, temperature: float) -> list[int]:
@@ -98,11 +129,18 @@ class _Joint:
         #: No head reads another head, so each task's gradient of the trunk output is the gradient
         #: that reaches its own head's input (see ``Step.task_inputs``).
         self.separable = not any(src in node.heads for head in node.heads.values() for src in (head.input or ()))
-        self.shared = [p for n in model._trunk_names for p in model[n].parameters() if p.requires_grad]
-        self.heads = [p for n in model._head_names for p in model[n].parameters() if p.requires_grad]
+        self.shared = [p for n in model.shared_names for p in model[n].parameters() if p.requires_grad]
+        self.heads = [p for n in model.task_names for p in model[n].parameters() if p.requires_grad]
 
-    def head_input(self, outs: dict[str, torch.Tensor], head: Any) -> torch.Tensor:
-        """What a head reads: its ``input`` outputs side by side (default: the trunk's last module)."""
+    def reads_mixture(self, head: Any) -> bool:
+        return self.model.mixture is not None and head.input is None
+
+    def head_input(self, outs: dict[str, torch.Tensor], head: Any, name: str = "",
+                   rep: torch.Tensor | None = None) -> torch.Tensor:
+        """What a head reads: its ``input`` outputs side by side (default: the trunk's last module),
+        or its task's mixed features, from ``rep`` (a view of the shared representation) if given."""
+        if self.reads_mixture(head):
+            return self.model.mixed(outs[MIXED] if rep is None else rep, name)
         inputs = [outs[src] for src in (head.input or (self.model._last,))]
         return inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1)
 
@@ -125,8 +163,15 @@ class _Joint:
             leaves.append(leaf)
             for name in heads:
                 head = node.heads[name]
-                x = self.head_input(outs, head)
-                if separable:
+                if separable and self.reads_mixture(head):  # the task's view sits before its gate
+                    view = leaf.view_as(leaf)
+                    if representation:
+                        view.retain_grad()
+                    own_inputs[name] = (view, index)
+                    x = self.head_input(outs, head, name, view)
+                else:
+                    x = self.head_input(outs, head, name)
+                if separable and not self.reads_mixture(head):
                     x = x.view_as(x)
                     if representation:
                         x.retain_grad()
@@ -155,7 +200,7 @@ class _Joint:
                 outs, got = model.run_trunk(batch[node.input]), {}
                 for name in heads:
                     head = node.heads[name]
-                    outs[name] = got[f"out:{name}"] = model[name](self.head_input(outs, head))
+                    outs[name] = got[f"out:{name}"] = model[name](self.head_input(outs, head, name))
                     if self.module_target[name]:
                         got[f"target:{name}"] = outs[head.loss.target]
                 return got
@@ -191,6 +236,14 @@ def _load_sources(request: NodeRequest, node: MultiTaskNode, where: str) -> tupl
     return train, val
 
 
+def _first_modules(node: MultiTaskNode) -> dict[str, Any]:
+    """The modules that read the node's input: the trunk, or (no trunk) the mixture's first expert."""
+    if node.modules or node.mixture is None:
+        return dict(node.modules)
+    first = next(iter(node.all_modules.items()))
+    return {first[0]: first[1]}
+
+
 def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
 
@@ -220,7 +273,7 @@ def train_joint_node(
     train, val = _load_sources(request, node, where)
     first = train[node.data][node.input]
     for source, split in train.items():  # the user-data boundary in words (train.shapes)
-        check_input(where, request.name, node.input, split[node.input], None, None, node.modules,
+        check_input(where, request.name, node.input, split[node.input], None, None, _first_modules(node),
                     {"training": len(split[node.input]), "validation": len(val[source][node.input])})
     model = JointModel(node, in_dim=first.shape[-1], where=where)
     frozen, lr_scale, inherited = inherit(model, request, upstream_states, where)

@@ -22,6 +22,8 @@ __all__ = ["as_field", "check_lengths", "check_input", "first_batch_error"]
 
 #: Built-in modules that read one row of features per example: ``[batch, in]``.
 _ROW_MODULES = frozenset({"mlp", "linear", "select", "gradient_reversal"})
+#: Built-in modules that read sequences: ``[batch, time, in]``.
+_SEQUENCE_MODULES = frozenset({"bilstm", "conv1d", "transformer"})
 _TORCH = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 
 
@@ -57,9 +59,14 @@ def _first(modules: Mapping[str, Any]) -> tuple[str, Any] | None:
 
 def _expected(config: Any) -> str:
     """The batch shape the first module reads, from its config alone."""
+    if config.type == "sequential":
+        return _expected(config.layers[0])
     width = config.in_features if config.in_features is not None else "in"
-    if config.type == "bilstm":
+    if config.type in _SEQUENCE_MODULES:
         return f"[batch, time, {width}] (float)"
+    if config.type == "conv2d":
+        c, h, w = config.shape
+        return f"[batch, {c * h * w}] or [batch, {c}, {h}, {w}] (float images)"
     if config.type == "embedding":
         return f"[batch] or [batch, time] (integer ids < {config.vocab})"
     if config.type in _ROW_MODULES:
@@ -87,6 +94,8 @@ def check_input(
     if first is None:
         return
     name, config = first
+    while config.type == "sequential":
+        config = config.layers[0]
     module = f"modules.{name} ({config.type}"
     want = _expected(config)
     if config.type == "embedding":
@@ -97,7 +106,7 @@ def check_input(
                 node=node,
             )
         return
-    if config.type == "bilstm" and x.dim() != 3:
+    if config.type in _SEQUENCE_MODULES and x.dim() != 3:
         raise TrainError(
             f"{where}: field '{field}' is {_shape(x)}, but {module}) reads sequences {want}. "
             "Return one [time, features] sequence per example, or start with an mlp for one row per example.",

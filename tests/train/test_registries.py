@@ -30,6 +30,15 @@ EXAMPLES = {
     "bilstm": {"type": "bilstm", "in": 6, "hidden": 3, "layers": 2},
     "gradient_reversal": {"type": "gradient_reversal", "in": 6},
     "select": {"type": "select", "in": 6, "columns": [1, 4]},
+    "conv1d": {"type": "conv1d", "in": 6, "channels": [5, 4], "kernel": 3, "norm": "batch", "pool": "max"},
+    "conv2d": {"type": "conv2d", "shape": [2, 8, 8], "channels": [3, 4], "norm": "batch", "pool": "mean"},
+    "transformer": {"type": "transformer", "in": 6, "dim": 8, "heads": 2, "layers": 2, "ff": 12,
+                    "positional": "learned", "max_len": 16},
+    "layer_norm": {"type": "layer_norm", "in": 6},
+    "dropout": {"type": "dropout", "in": 6, "p": 0.2},
+    "sequential": {"type": "sequential", "in": 6, "layers": [
+        {"type": "conv1d", "channels": [5], "norm": "layer"}, {"type": "layer_norm"}, {"type": "dropout"},
+        {"type": "mlp", "hidden": [4], "out": 3}]},
 }
 
 

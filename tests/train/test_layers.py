@@ -1,0 +1,106 @@
+"""conv1d, conv2d, transformer, layer_norm, dropout and sequential: output shapes equal what the
+configs infer (so `in:` of the next module is derived), and experts of different types mix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import TypeAdapter
+
+from taskgraph.spec.components import ModuleConfig
+from taskgraph.spec.loader import parse_spec
+from taskgraph.train.modules import build_module
+
+
+def module(config: dict, in_dim: int | None):
+    parsed = TypeAdapter(ModuleConfig).validate_python(config)
+    return parsed, build_module(parsed, in_dim, "m")
+
+
+@pytest.mark.parametrize("config, x_shape, out_shape", [
+    ({"type": "conv1d", "channels": [5, 7]}, (3, 10, 6), (3, 10, 7)),
+    ({"type": "conv1d", "channels": [5, 7], "pool": "max", "norm": "layer"}, (3, 10, 6), (3, 2, 7)),
+    ({"type": "conv1d", "channels": [5], "kernel": 5, "stride": 2, "norm": "batch"}, (3, 10, 6), (3, 5, 5)),
+    ({"type": "conv1d", "channels": [4], "global_pool": "max"}, (3, 10, 6), (3, 4)),
+    ({"type": "conv2d", "shape": [1, 28, 28], "channels": [4, 8], "pool": "max"}, (3, 784), (3, 8 * 7 * 7)),
+    ({"type": "conv2d", "shape": [2, 9, 7], "channels": [3], "stride": 2}, (3, 2, 9, 7), (3, 3 * 5 * 4)),
+    ({"type": "conv2d", "shape": [1, 28, 28], "channels": [4], "global_pool": "mean", "norm": "batch"}, (3, 784), (3, 4)),
+    ({"type": "transformer", "dim": 8, "heads": 2, "layers": 1}, (3, 10, 6), (3, 10, 8)),
+    ({"type": "transformer", "dim": 6, "heads": 3, "layers": 2, "positional": "learned", "max_len": 12}, (3, 10, 6),
+     (3, 10, 6)),
+    ({"type": "layer_norm"}, (3, 10, 6), (3, 10, 6)),
+    ({"type": "dropout", "p": 0.5}, (3, 6), (3, 6)),
+    ({"type": "sequential", "layers": [{"type": "conv1d", "channels": [5], "global_pool": "mean"},
+                                       {"type": "layer_norm"}, {"type": "mlp", "hidden": [4], "out": 2}]}, (3, 10, 6), (3, 2)),
+])
+def test_output_shape_is_the_inferred_width(config, x_shape, out_shape):
+    parsed, built = module(config, x_shape[-1] if config["type"] != "conv2d" else None)
+    out = built(torch.randn(*x_shape))
+    assert tuple(out.shape) == out_shape
+    assert parsed.output_dim(x_shape[-1]) == out_shape[-1]
+    assert {k: tuple(v.shape) for k, v in built.state_dict().items()} == parsed.param_shapes(x_shape[-1])
+
+
+def test_layer_norm_normalises_and_dropout_is_identity_in_eval():
+    _, norm = module({"type": "layer_norm"}, 6)
+    y = norm(torch.randn(4, 6) * 5 + 3)
+    assert torch.allclose(y.mean(-1), torch.zeros(4), atol=1e-5) and torch.allclose(y.std(-1, unbiased=False), torch.ones(4), atol=1e-3)
+    _, drop = module({"type": "dropout", "p": 0.5}, 6)
+    x = torch.ones(200, 6)
+    assert (drop(x) == 0).any() and drop.eval()(x).equal(x)
+
+
+def test_conv2d_refuses_an_image_shape_the_data_does_not_have():
+    from taskgraph.errors import PlanError
+    from taskgraph.plan.graph import make_plan
+
+    spec, source = parse_spec("""
+name: g
+data:
+  d: {loader: synthetic_shapes, n: 50, dim: 12, classes: 3}
+tasks:
+  t:
+    data: d
+    modules:
+      conv: {type: conv2d, shape: [1, 4, 4], channels: [2], global_pool: max}
+      head: {type: linear, out: 3}
+    loss: {type: cross_entropy, target: label}
+""", file="g.yaml")
+    with pytest.raises(PlanError, match=r"g.yaml:9:28: tasks.t.modules.conv.shape: `shape: \[1, 4, 4\]` reads 16 values"):
+        make_plan(spec, source)
+
+
+def test_experts_of_different_types_mix_over_sequences():
+    """A BiLSTM, a convolution stack and a transformer as experts of one MMoE, gated per position."""
+    from taskgraph.train.multitask import JointModel, _Joint
+    from taskgraph.train.weighting import build_weighting
+
+    spec, _ = parse_spec("""
+name: seq
+data:
+  d: {loader: synthetic_shapes, n: 50, dim: 6}
+tasks:
+  j:
+    kind: multitask
+    data: d
+    mixture:
+      type: mmoe
+      experts:
+        lstm: {type: bilstm, hidden: 4}
+        conv: {type: conv1d, channels: [8], norm: layer}
+        attend: {type: sequential, layers: [{type: transformer, dim: 8, heads: 2, layers: 1}, {type: dropout}]}
+    heads:
+      a: {module: {type: linear, out: 3}, loss: {type: cross_entropy, target: a}}
+      b: {module: {type: linear, out: 1}, loss: {type: mse, target: b}}
+    weighting: {method: upgrad, level: representation}
+""")
+    node = spec.tasks["j"]
+    torch.manual_seed(0)
+    model = JointModel(node, 6, "t")
+    batch = {"x": torch.randn(4, 5, 6), "a": torch.randint(0, 3, (4, 5)), "b": torch.randn(4, 5, 1)}
+    losses, step = _Joint(node, model).losses({"d": batch}, True, True)
+    assert step.reps[0].shape == (4, 5, 6 + 3 * 8)  # input and three experts side by side, per position
+    build_weighting(node.weighting, ["a", "b"]).backward(losses, step)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    weights = model.mixture.weights(model, batch["x"])
+    assert weights["a"].shape == (4, 5, 3) and torch.allclose(weights["a"].sum(-1), torch.ones(4, 5))
