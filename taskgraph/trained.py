@@ -98,8 +98,7 @@ class TrainedNode:
             model, spec = self.module, self.spec
             outs = model.run_trunk(x)
             for name, head in spec.heads.items():
-                inputs = [outs[src] for src in (head.input or (model._last,))]
-                outs[name] = model[name](inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1))
+                outs[name] = model[name](model.head_input(outs, name, head))  # trunk, heads or mixture
             return {name: outs[name] for name in spec.heads}
 
     __call__ = outputs

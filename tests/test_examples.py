@@ -30,6 +30,13 @@ def test_example_graph_validates(name):
     assert any(t.depends_on for t in spec.tasks.values())
 
 
+def test_fsdd_experts_puts_three_trunks_side_by_side():
+    spec = taskgraph.load(GRAPHS / "fsdd_experts.yaml")
+    kinds = {name: (task.mixture.type if task.mixture else "hard") for name, task in spec.tasks.items()}
+    assert kinds == {"hard": "hard", "mmoe": "mmoe", "cgc": "cgc"}
+    assert set(spec.tasks["mmoe"].all_modules) == {"wide", "deep", "cnn", "gate_digit", "gate_speaker", "digit", "speaker"}
+
+
 def test_digits_is_a_diamond_whose_branches_run_in_parallel():
     """One root; two branches with no path between them (so the scheduler runs them side by side)
     that each hand one encoder on; a join that needs both."""

@@ -232,11 +232,12 @@ def _check_input_widths(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]
             problems += _mixture_input_problems(task, name, width, feeds)
         last = list(task.modules)[-1] if task.modules else None
         for head_name, head in getattr(task, "heads", {}).items():
-            sources = head.input or (last,)
             summed = _head_width(task, head_name, head, outs, last, mixed)
-            feeds = f"{' + '.join(sources)} output{'s' if len(sources) == 1 else ''}"
             if head.input is None and getattr(task, "mixture", None) is not None:
                 feeds = f"the mixture's features of task '{head.gate or head_name}' are"
+            else:
+                sources = head.input or (str(last),)
+                feeds = f"{' + '.join(sources)} output{'s' if len(sources) == 1 else ''}"
             problem = _width_problem(head.module, summed, feeds)
             if problem:
                 problems.append((("tasks", name, "heads", head_name, "module", problem[0]), problem[1]))

@@ -163,7 +163,10 @@ def _type_name(annotation: Any) -> str:
     """``tuple[TableLabel, ...]``, ``str | None``: the annotation without module prefixes."""
     if isinstance(annotation, type) and not get_args(annotation):
         return annotation.__name__
-    return re.sub(r"\b[\w]+\.", "", str(annotation).replace("typing.", "").replace("NoneType", "None"))
+    text = str(annotation).replace("typing.", "").replace("NoneType", "None")
+    text = re.sub(r"Annotated\[Union\[Annotated\[[\w.]*MLPModule.*?Discriminator\(.*?\)\]", "module", text)  # sequential
+    text = re.sub(r"Annotated\[(\w+), FieldInfo\([^]]*\]\)\]", r"\1", text)  # constraints are in the description
+    return re.sub(r"\b[\w]+\.", "", text)
 
 
 def options_of(union: Any) -> dict[str, list[str]]:

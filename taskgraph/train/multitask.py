@@ -91,6 +91,15 @@ class JointModel(nn.ModuleDict):
         assert self.mixture is not None
         return self.mixture.task(self, rep, self._gates[head])
 
+    def head_input(self, outs: dict[str, torch.Tensor], name: str, head: Any,
+                   rep: torch.Tensor | None = None) -> torch.Tensor:
+        """What head ``name`` reads: its ``input`` outputs side by side (default: the trunk's last
+        module), or its task's mixed features, from ``rep`` (a view of the shared representation) if given."""
+        if self.mixture is not None and head.input is None:
+            return self.mixed(outs[MIXED] if rep is None else rep, name)
+        inputs = [outs[src] for src in (head.input or (self._last,))]
+        return inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1)
+
 
 def batch_shares(sizes: list[int], batch_size: int, rule: str, temperature: float) -> list[int]:
     """Examples per source in one step's batch: equal shares, proportional to size, or to size^(1/T)."""
@@ -137,12 +146,8 @@ class _Joint:
 
     def head_input(self, outs: dict[str, torch.Tensor], head: Any, name: str = "",
                    rep: torch.Tensor | None = None) -> torch.Tensor:
-        """What a head reads: its ``input`` outputs side by side (default: the trunk's last module),
-        or its task's mixed features, from ``rep`` (a view of the shared representation) if given."""
-        if self.reads_mixture(head):
-            return self.model.mixed(outs[MIXED] if rep is None else rep, name)
-        inputs = [outs[src] for src in (head.input or (self.model._last,))]
-        return inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1)
+        """What a head reads (``JointModel.head_input``)."""
+        return self.model.head_input(outs, name, head, rep)
 
     def losses(self, batches: dict[str, Split], representation: bool, views: bool) -> tuple[torch.Tensor, Step]:
         """The stacked losses of the tasks that have a label in these batches, and the ``Step`` a

@@ -264,3 +264,18 @@ def test_mixture_errors_name_the_position_and_the_fix(write_graph, mixture, mess
         code = main(["validate", str(path)])
     assert code == 2 and "Traceback" not in err.getvalue()
     assert re.search(message, err.getvalue()), err.getvalue()
+
+
+def test_a_loaded_mixture_node_answers_through_its_gates():
+    """``taskgraph.load_node``'s TrainedNode reads each head's mixed features, as training did."""
+    from taskgraph.trained import InputInfo, TrainedNode
+
+    _, node = node_of("cgc")
+    torch.manual_seed(0)
+    model = JointModel(node, 8, "t").eval()
+    x = torch.randn(4, 8)
+    trained = TrainedNode("j", model, node, InputInfo("x", (8,), "float32", 8), {})
+    out = trained.outputs(x)
+    rep = model.run_trunk(x)[MIXED]
+    for head in ("a", "b"):
+        assert torch.allclose(out[head], model[head](model.mixed(rep, head)))
