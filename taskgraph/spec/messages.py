@@ -132,11 +132,13 @@ def translate(error: dict[str, Any], source: SourceMap) -> list[SpecIssue]:
         expected = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
         expected = [t for t in expected if t != "custom"]
         field_name = _tag_field(loc, ctx)
-        custom = "" if field_name in ("method", "kind") else " Or name your own as 'package.module:name'."
+        mixture = bool(loc) and loc[-1] == "mixture"  # no user mixtures, not in `taskgraph list`
+        custom = "" if field_name in ("method", "kind") or mixture else " Or name your own as 'package.module:name'."
+        see = " See docs/multitask.md." if mixture else " See `taskgraph list`."
         return [
             source.issue(
                 (*loc, field_name),
-                f"unknown {field_name} '{tag}'.{suggest(str(tag), expected)}{custom} See `taskgraph list`.",
+                f"unknown {field_name} '{tag}'.{suggest(str(tag), expected)}{custom}{see}",
             )
         ]
     if kind == "union_tag_not_found":

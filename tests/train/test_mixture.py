@@ -248,6 +248,8 @@ def test_plan_refuses_an_expert_or_gate_that_does_not_fit_along_an_edge():
     ("{type: mmoe, experts: {a: {type: mlp, hidden: [4]}}}", r"'a' \(expert\) names two modules of this node"),
     ("{type: mmoe, tasks: [a, c], experts: {e: {type: mlp, hidden: [4]}}}",
      r"tasks.j.heads.b: head 'b' is not a task of the mixture.*`gate: <task>` \(tasks: a, c\)"),
+    ("{type: mmo, experts: {e: {type: mlp, hidden: [4]}}}",
+     r"tasks.j.mixture.type: unknown type 'mmo'. Did you mean 'mmoe'\? Known: cgc, cross_stitch, mmoe, ple. See docs"),
     ("{type: mmoe, experts: {e: {type: mlp, in: 5, hidden: [4]}}}",
      r"tasks.j.mixture.experts.e.in: `in: 5`, but module 'bottom' outputs 8 values wide"),
 ])
