@@ -90,7 +90,7 @@ def variant_job(name: str, payload: Any, inputs: dict[str, Any]) -> tuple[Any, d
 
 
 def _variant_request(spec: Graph, up: str, down: str, with_edge: bool, seed: int, fraction: float) -> Any:
-    from taskgraph.train.loop import Inheritance, NodeRequest, node_seed
+    from taskgraph.train.request import Inheritance, NodeRequest, node_seed
 
     task = spec.tasks[down]
     deps = {u: d for u, d in task.depends_on.items() if with_edge or u != up}

@@ -149,7 +149,7 @@ def build_jobs(
 ) -> list[Any]:
     """One ``NodeJob`` per task to run (``names``; default all), prioritised by remaining critical path."""
     from taskgraph.execute.scheduler import NodeJob
-    from taskgraph.train.loop import Inheritance, NodeRequest, node_seed
+    from taskgraph.train.request import Inheritance, NodeRequest, node_seed
 
     priority = remaining_path_costs(plan.order, {n: p.cost for n, p in plan.nodes.items()},
                                     {n: p.downstream for n, p in plan.nodes.items()})

@@ -78,7 +78,14 @@ def cli(*args, **kw):
 @pytest.mark.slow
 def test_cli_rerun_needs_no_ray_and_status_explains(write_graph, tmp_path):
     path, runs = write_graph(GRAPH), tmp_path / "runs"
-    assert cli("run", str(path), "--run-dir", str(runs), "--num-cpus", "2").returncode == 0
+    # A cold run's driver plans, submits and collects without importing torch (only workers train).
+    cold = (
+        "import sys; from taskgraph.cli import main;"
+        f"rc = main(['run', {str(path)!r}, '--run-dir', {str(runs)!r}, '--num-cpus', '2']);"
+        "print('DRIVER_RAY', 'ray' in sys.modules, 'DRIVER_TORCH', 'torch' in sys.modules, 'RC', rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", cold], capture_output=True, text=True, cwd=ROOT)
+    assert "DRIVER_RAY True DRIVER_TORCH False RC 0" in out.stdout, out.stdout + out.stderr
     code = (
         "import sys, time; from taskgraph.cli import main; t = time.perf_counter();"
         f"rc = main(['run', {str(path)!r}, '--run-dir', {str(runs)!r}]);"

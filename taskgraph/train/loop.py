@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from taskgraph.train.losses import compute_loss, loss_function
 from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, digest, module_state, state_to_numpy
 from taskgraph.train.predict import input_record
+from taskgraph.train.request import Inheritance, NodeRequest, node_seed
 from taskgraph.train.shapes import check_input, first_batch_error
 
 __all__ = ["Inheritance", "NodeRequest", "NodeOutput", "train_node", "pick_device", "node_seed"]
@@ -36,33 +36,6 @@ STEP_REPORT_S = 0.25
 FINITE_CHECK_EVERY = 50
 
 
-@dataclass(frozen=True)
-class Inheritance:
-    """One shared module: this node's ``local`` module takes ``upstream``'s ``remote`` module."""
-
-    local: str
-    upstream: str
-    remote: str
-    mode: str  # init | freeze | finetune
-    lr_scale: float = 1.0
-
-
-@dataclass(frozen=True)
-class NodeRequest:
-    """Everything a worker needs to train one node (frozen configs: pickles cheaply)."""
-
-    name: str
-    task: Task
-    data: Any
-    seed: int
-    inherits: tuple[Inheritance, ...] = ()
-    #: A joint node's data sources by name (``data`` is its own one); empty for single-task nodes.
-    sources: tuple[tuple[str, Any], ...] = ()
-    checkpoint_dir: str | None = None  # where checkpoints go (kept across retries and reruns)
-    #: Where loaded data sources are shared by the run's workers (``<run-dir>/.cache/data``); None: per process.
-    data_cache: str | None = None
-
-
 @dataclass
 class NodeOutput:
     state: dict[str, np.ndarray]
@@ -70,11 +43,6 @@ class NodeOutput:
     inherited: list[dict[str, str]] = field(default_factory=list)
     device: str = "cpu"
     steps: int = 0
-
-
-def node_seed(graph_seed: int, name: str) -> int:
-    """A per-node seed, stable across runs and machines (crc32, not Python's salted hash)."""
-    return (graph_seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
 
 
 def pick_device(gpus: float) -> torch.device:
