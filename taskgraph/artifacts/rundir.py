@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from taskgraph.artifacts import store
-from taskgraph.artifacts.files import atomic_write_json, atomic_write_text, params_bytes, params_from_bytes, read_json
+from taskgraph.artifacts.files import atomic_write_json, atomic_write_text, params_from_bytes, read_json
 from taskgraph.artifacts.manifest import MANIFEST, Digest, check_sizes, digest, read_manifest, read_verified
+from taskgraph.artifacts.tensorfile import write_params
 from taskgraph.errors import ArtifactError
 
 __all__ = ["RunDir", "write_node", "disk_errors", "PARAMS", "METRICS", "RUN", "GRAPH", "NODE_FILES"]
@@ -67,11 +68,11 @@ def write_node(
     node_dir: str | os.PathLike[str], state: dict[str, np.ndarray], metrics: dict[str, Any]
 ) -> dict[str, Digest]:
     """Write one node's artifacts: parameters, the manifest, metrics last (the completion marker).
-    Returns the manifest (digests of the bytes written, not read back)."""
-    params, metrics_data = params_bytes(state), store.json_bytes(metrics)
-    manifest = {PARAMS: digest(params), METRICS: digest(metrics_data)}
+    Returns the manifest (digests of the bytes written, hashed while writing, not read back).
+    The parameters stream from the arrays' own memory: no copy of the module is made."""
+    metrics_data = store.json_bytes(metrics)
     with disk_errors(node_dir):
-        store.write_bytes(store.join(node_dir, PARAMS), params)
+        manifest = {PARAMS: write_params(store.join(node_dir, PARAMS), state), METRICS: digest(metrics_data)}
         store.write_json(store.join(node_dir, MANIFEST), manifest)
         store.write_bytes(store.join(node_dir, METRICS), metrics_data)
     return manifest

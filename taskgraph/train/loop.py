@@ -7,6 +7,7 @@ it takes a ``NodeRequest`` and the upstream states, and returns a ``NodeOutput``
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,43 @@ STEP_REPORT_S = 0.25
 FINITE_CHECK_EVERY = 50
 
 
+class Provenance(list):
+    """The records of a node's inherited modules. Their sha256 digests are taken on a thread while
+    the node trains (hashlib releases the GIL): hashing a 400 MB module before the first step
+    would hold the node back by as long as the hand-off itself. ``wait`` returns the full list."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: list[tuple[dict[str, str], dict[str, np.ndarray]]] = []
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def add(self, record: dict[str, str], state: dict[str, np.ndarray]) -> None:
+        self.append(record)
+        self._pending.append((record, state))
+
+    def start(self) -> Provenance:
+        if self._pending:
+            self._thread = threading.Thread(target=self._hash, name="taskgraph-inherited-digest", daemon=True)
+            self._thread.start()
+        return self
+
+    def _hash(self) -> None:
+        try:
+            for record, state in self._pending:
+                record["sha256"] = digest(state)
+        except BaseException as exc:  # noqa: BLE001 -- re-raised by wait(), on the node's own thread
+            self._error = exc
+        self._pending = []
+
+    def wait(self) -> list[dict[str, str]]:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return list(self)
+
+
 @dataclass
 class NodeOutput:
     state: dict[str, np.ndarray]
@@ -43,6 +81,10 @@ class NodeOutput:
     inherited: list[dict[str, str]] = field(default_factory=list)
     device: str = "cpu"
     steps: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.inherited, Provenance):  # every digest taken before the output leaves the node
+            self.inherited = self.inherited.wait()
 
 
 def pick_device(gpus: float) -> torch.device:
@@ -84,20 +126,18 @@ def inherit(
     """
     frozen: set[str] = set()
     lr_scale: dict[str, float] = {}
-    inherited: list[dict[str, str]] = []
+    inherited = Provenance()
     for inh in request.inherits:
         state = module_state(upstream_states[inh.upstream], inh.remote)
         model.load_module(inh.local, state, f"{where}.depends_on.{inh.upstream}")
-        inherited.append(
-            {"module": inh.local, "from": f"{inh.upstream}.{inh.remote}", "mode": inh.mode, "sha256": digest(state)}
-        )
+        inherited.add({"module": inh.local, "from": f"{inh.upstream}.{inh.remote}", "mode": inh.mode}, state)
         if inh.mode == "freeze":
             frozen.add(inh.local)
         elif inh.mode == "finetune":
             lr_scale[inh.local] = inh.lr_scale
     for name in frozen:
         model[name].requires_grad_(False)
-    return frozen, lr_scale, inherited
+    return frozen, lr_scale, inherited.start()
 
 
 def final_metrics(history: list[dict[str, Any]], node: str) -> dict[str, float]:

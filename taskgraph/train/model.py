@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,12 @@ class NodeModel(nn.ModuleDict):
                     f"{where}: inherited '{name}.{key}' has shape {list(value.shape)}, "
                     f"this module has {list(own[key].shape)}. Make the module configs match."
                 )
-        module.load_state_dict({k: torch.from_numpy(np.array(v, copy=True)) for k, v in state.items()})
+        # The upstream's arrays are read-only views of Ray's object store (or of the bytes read from
+        # the cache): torch wraps them without a copy, and load_state_dict copies each value into
+        # this module's own parameter, the one copy the inheritance needs.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
 
 
 def state_to_numpy(model: nn.Module) -> dict[str, np.ndarray]:
@@ -63,5 +69,5 @@ def digest(state: dict[str, np.ndarray]) -> str:
     for key in sorted(state):
         value = np.ascontiguousarray(state[key])
         h.update(f"{key}|{value.dtype}|{value.shape}|".encode())
-        h.update(value.tobytes())
+        h.update(value.reshape(-1).view(np.uint8))  # the bytes where they are: no copy of the tensor
     return h.hexdigest()
