@@ -81,27 +81,37 @@ def _shortfall(need: dict[str, float], labels: dict[str, str], node: dict[str, A
     return missing
 
 
-def check_feasible(jobs: list[Any], nodes: list[dict[str, Any]]) -> None:
+def check_feasible(jobs: list[Any], nodes: list[dict[str, Any]], scaling: Any = None) -> dict[str, str]:
     """Refuse, before anything runs, a job that no alive Ray node (``ray.nodes()`` entries) can hold.
 
     A request must fit on one node, not on the cluster's sum; a data-parallel job's workers must
     each fit on a node and together fit in the cluster. The error names the closest node and
-    what it lacks.
+    what it lacks. On a cluster that can grow (``scaling``: ``execute.autoscale.Autoscaling``), a
+    job that fits one of its node types, or any job when the autoscaler's types are unknown, is not
+    refused: it waits for a scale-up. Returns those jobs' names with a line saying so.
     """
     alive = [n for n in nodes if n.get("Alive", True)]
+    waits: dict[str, str] = {}
     for job in jobs:
         need, labels = worker_bundle(job), dict(job.labels)
         gaps = [(_shortfall(need, labels, node), node) for node in alive]
         fitting = [node for gap, node in gaps if not gap]
         what = f"{job.workers} workers of " if job.workers else ""
         if not fitting:
+            note = _scale_up(job, need, labels, what, len(alive), scaling)
+            if note:
+                waits[job.name] = note
+                continue
             gap, node = min(gaps, key=lambda g: len(g[0])) if gaps else ([], {})
             closest = f" The closest, {node.get('NodeID', '?')[:12]}, lacks: {'; '.join(gap)}." if gaps else ""
             hint = " Run with --cpu-only to train GPU nodes on the CPU." if need.get("GPU") else ""
+            types = getattr(scaling, "node_types", ())
+            grow = (" nor can its autoscaler add one (node types: " + ", ".join(t.describe() for t in types) + ")."
+                    if types else ".")
             raise ExecutionError(
                 f"node '{job.name}' asks for {what}{describe(need, labels)}, but none of the cluster's "
-                f"{len(alive)} Ray node(s) has that.{closest} Lower its `resources` or add a Ray node that has "
-                f"them (ray start --num-gpus/--resources/--labels).{hint}",
+                f"{len(alive)} Ray node(s) has that{',' if types else ''}{grow}{closest} Lower its `resources` or "
+                f"add a Ray node that has them (ray start --num-gpus/--resources/--labels).{hint}",
                 node=job.name,
             )
         if job.workers:
@@ -112,9 +122,32 @@ def check_feasible(jobs: list[Any], nodes: list[dict[str, Any]]) -> None:
                 for node in fitting
             )
             if slots < job.workers:
+                note = _scale_up(job, need, labels, what, len(alive), scaling)
+                if note:
+                    waits[job.name] = note
+                    continue
                 raise ExecutionError(
                     f"node '{job.name}' asks for {job.workers} workers of {describe(need)}, but the cluster "
                     f"holds only {slots} such workers at once. Lower `resources.workers` or its per-worker "
                     "resources, or add Ray nodes.",
                     node=job.name,
                 )
+    return waits
+
+
+def _scale_up(job: Any, need: dict[str, float], labels: dict[str, str], what: str, alive: int,
+              scaling: Any) -> str | None:
+    """The line for a job the live nodes cannot hold but the autoscaler may add one for; None: refuse it."""
+    if scaling is None or not scaling.can_grow:
+        return None
+    from taskgraph.execute.autoscale import fitting_types
+
+    asked = f"node '{job.name}' asks for {what}{describe(need, labels)}, which none of the {alive} running Ray node(s) has"
+    if scaling.node_types:
+        types = fitting_types(need, scaling)
+        if not types:
+            return None
+        return f"{asked}: it waits for a scale-up of {types[0].name}" + (
+            f" (or {', '.join(t.name for t in types[1:])})" if types[1:] else "")
+    return (f"{asked}: it waits for the cluster's autoscaler to add one (Ray does not say which node types it "
+            "can launch, so this is not checked: if none has that, the node waits until you stop the run)")

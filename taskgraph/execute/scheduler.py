@@ -19,7 +19,8 @@ from typing import Any
 
 import ray
 
-from taskgraph.errors import TaskgraphError
+from taskgraph.errors import ExecutionError, TaskgraphError
+from taskgraph.execute.autoscale import autoscaling
 from taskgraph.execute.records import NodeRecord
 from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, forget_hub, hub_name, reporting, restart_hub, start_hub
 from taskgraph.execute.resources import check_feasible, ray_options, usage
@@ -121,9 +122,17 @@ def _cancel(pending: dict[ray.ObjectRef, tuple[str, ray.ObjectRef]]) -> list[str
     return names
 
 
-def _check_feasible(jobs: list[NodeJob]) -> None:
-    """Refuse at submit time a node no Ray node can hold: Ray itself would wait forever."""
-    check_feasible(jobs, ray.nodes())
+def _check_feasible(jobs: list[NodeJob]) -> dict[str, str]:
+    """Refuse at submit time a node no Ray node can hold: Ray itself would wait forever. On a cluster
+    that can grow, such a node is refused only when no node type of its autoscaler can hold it either;
+    returns the nodes that wait for a scale-up, with a line saying so."""
+    try:
+        return check_feasible(jobs, ray.nodes())
+    except ExecutionError:
+        scaling = autoscaling()
+        if not scaling.can_grow:
+            raise
+        return check_feasible(jobs, ray.nodes(), scaling)
 
 
 def _descendants(name: str, children: dict[str, list[str]]) -> set[str]:
@@ -162,7 +171,7 @@ def run_jobs(
         for up in job.upstream:
             children.setdefault(up, []).append(job.name)
     records = {job.name: NodeRecord(job.name) for job in jobs}
-    _check_feasible([j for j in jobs if j.name not in given])
+    scale_up = _check_feasible([j for j in jobs if j.name not in given])  # name -> "waits for a scale-up" line
 
     cluster = ray.cluster_resources()
     totals = {"CPU": float(cluster.get("CPU", 0.0)), "GPU": float(cluster.get("GPU", 0.0))}
@@ -190,12 +199,15 @@ def run_jobs(
             on_update(record)
 
     def resources_changed() -> None:
+        if scale_up:  # the cluster grows while the run goes on: budget what it has now
+            grown = ray.cluster_resources()
+            totals.update(CPU=float(grown.get("CPU", 0.0)), GPU=float(grown.get("GPU", 0.0)))
         if on_progress:
             on_progress({"kind": "resources", "time": time.time(), "in_use": dict(in_use), "total": dict(totals)})
 
     def fits(job: NodeJob) -> bool:
-        if not pending:
-            return True  # never stall: a lone node goes even if accounting is off
+        if not pending or job.name in scale_up:
+            return True  # never stall: a lone node goes even if accounting is off; a waiting one asks for a scale-up
         cpus, gpus = usage(job)
         return (in_use["CPU"] + cpus <= totals["CPU"] + 1e-9) and (in_use["GPU"] + gpus <= totals["GPU"] + 1e-9)
 
@@ -253,6 +265,9 @@ def run_jobs(
         for event in events:
             on_progress(event)  # type: ignore[misc]
 
+    if on_progress:
+        for name, line in sorted(scale_up.items()):
+            on_progress({"kind": "scale_up", "node": name, "time": time.time(), "text": line})
     try:
         submit_ready()
         while pending:

@@ -70,7 +70,9 @@ class ProgressState:
         node = self.nodes.get(event.get("node", ""))
         if node is None:
             return
-        if kind == "start":
+        if kind == "scale_up":
+            node.where = "waits for a scale-up"
+        elif kind == "start":
             node.started = event.get("time")
             if node.status in ("pending", "queued"):
                 node.status = "running"
@@ -198,6 +200,8 @@ class PlainView:
                         f"Ray runs it again, try {node.tries} on {node.where}")
         elif kind == "start":
             self._write(f"  start    {name} on {self.state.nodes[name].where}" if name in self.state.nodes else "")
+        elif kind == "scale_up":
+            self._write(f"  waits    {name}: {event.get('text')}")
         elif kind == "epoch" and name in self.state.nodes:
             now, last = time.time(), self._last_epoch_line.get(name, float("-inf"))
             if now - last >= self.every_s or event.get("epoch") == event.get("epochs"):
