@@ -92,7 +92,8 @@ class TokenEmbedding(nn.Module):
         return h.reshape(batch, time, -1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        self._check(tokens)
+        if not torch.compiler.is_exporting():  # data-dependent checks cannot be traced (torch.export, ONNX)
+            self._check(tokens)
         parts = [self.word(self._drop_rare_words(tokens))]
         if self.config.case_dim:
             parts.append(self.case(tokens[..., CASE]))
@@ -120,5 +121,7 @@ class CRF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         emissions = self.emit(x)  # (batch, time, tags)
         potentials = emissions[:, :, None, :] + self.transitions  # (batch, time, tags, tags)
-        first = (emissions[:, :1] + self.start)[:, :, None, :].expand(-1, -1, emissions.shape[-1], -1)
-        return torch.cat([first, potentials[:, 1:]], dim=1)
+        first = (emissions + self.start)[:, :, None, :]  # every "previous tag" row alike at the start
+        # A mask, not a slice at 1: torch.export then keeps any sentence length, 1 and 2 included.
+        at_start = (torch.arange(x.shape[1], device=x.device) == 0)[None, :, None, None]
+        return torch.where(at_start, first, potentials)
