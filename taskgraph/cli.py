@@ -599,6 +599,32 @@ def stop(
                              f"see `taskgraph status {job_id}` and `taskgraph logs {job_id}`.")
 
 
+RunDirArg = Annotated[str, typer.Argument(help="A run folder (`taskgraph run` prints it).", show_default=False)]
+
+
+@app.command("export")
+def export_(
+    run_dir: RunDirArg,
+    node: Annotated[str, typer.Option("--node", "-n", help="The node to export.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="model.pt2 (torch.export) or model.onnx.",
+                                         show_default=False)],
+) -> None:
+    """Export a trained node to a file that runs without taskgraph (.pt2: torch.export; .onnx: ONNX)."""
+    from taskgraph.export import FORMATS, export_node
+    from taskgraph.trained import load_node
+
+    if output.suffix.lower() not in FORMATS:
+        raise TaskgraphError(f"-o {output}: name the file .pt2 (torch.export) or .onnx (ONNX).")
+    trained = load_node(run_dir, node)
+    with _writing(output):
+        done = export_node(trained, output)
+    shape = ", ".join(map(str, done.input_shape))
+    _echo(f"{done.path}: {done.format}, {done.bytes / 1e6:.2f} MB; input {done.input_name} ({shape}); "
+          f"outputs {', '.join(done.outputs)}; max |exported - eager| {done.max_difference:.1e}")
+    if done.note:
+        _echo(f"note: {done.note}")
+
+
 def _print_job(info) -> None:
     import time as _time
 

@@ -69,3 +69,11 @@ def write_graph(tmp_path: Path):
 
 #: A small, fast graph used by many tests: 400 synthetic examples, one epoch per node.
 TINY_DATA = "shapes: {loader: synthetic_shapes, n: 400, dim: 16, classes: 4}"
+
+
+@pytest.fixture(scope="session")
+def served_run(ray_local, tmp_path_factory) -> Path:
+    """tests/served_graph.py's tiny graph, trained once for the export and serve tests."""
+    from tests.served_graph import train_served
+
+    return train_served(tmp_path_factory.mktemp("served"))

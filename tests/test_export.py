@@ -1,0 +1,106 @@
+"""`taskgraph export`: .pt2 (torch.export) and .onnx files that run without taskgraph and give the
+eager model's outputs within 1e-5, on a quickstart-like node, a text-like (embedding/BiLSTM/CRF)
+node fed sentences of other lengths than it was traced with, and a joint node (every head)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import taskgraph
+from taskgraph.cli import main
+from tests.served_graph import inputs
+
+#: Runs the exported files in a fresh interpreter where importing taskgraph fails.
+RUNNER = r"""
+import sys
+
+class NoTaskgraph:
+    def find_spec(self, name, path=None, target=None):
+        if name == "taskgraph" or name.startswith("taskgraph."):
+            raise ImportError("taskgraph is blocked in this process")
+
+sys.meta_path.insert(0, NoTaskgraph())
+import json
+import numpy as np
+import onnxruntime
+import torch
+
+out = {}
+for job in json.loads(sys.argv[1]):
+    x = np.load(job["input"])
+    if job["file"].endswith(".pt2"):
+        result = torch.export.load(job["file"]).module()(torch.from_numpy(x))
+        result = result if isinstance(result, dict) else {"out": result}
+        out.update({job["file"] + ":" + k: v.detach().numpy() for k, v in result.items()})
+    else:
+        session = onnxruntime.InferenceSession(job["file"], providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        values = session.run(None, {session.get_inputs()[0].name: x})
+        out.update({job["file"] + ":" + (k if len(names) > 1 else "out"): v for k, v in zip(names, values)})
+np.savez(sys.argv[2], **out)
+print("taskgraph imported:", any(m.split(".")[0] == "taskgraph" for m in sys.modules))
+"""
+
+NODES = ("up", "tagger", "joint")
+
+
+@pytest.mark.slow
+def test_exported_files_run_without_taskgraph_and_equal_eager(served_run, tmp_path, capsys):
+    data = inputs(served_run)
+    jobs, eager = [], {}
+    for node in NODES:
+        x = data[node]
+        np.save(tmp_path / f"{node}.npy", x)
+        trained = taskgraph.load_node(served_run, node)
+        eager[node] = {k: v.numpy() for k, v in trained.outputs(torch.from_numpy(x)).items()}
+        for suffix in (".pt2", ".onnx"):
+            path = tmp_path / f"{node}{suffix}"
+            assert main(["export", str(served_run), "--node", node, "-o", str(path)]) == 0
+            line = capsys.readouterr().out
+            assert f"{path}:" in line and "max |exported - eager|" in line
+            jobs.append({"file": str(path), "input": str(tmp_path / f"{node}.npy"), "node": node})
+    assert "input x (batch, length)" in _export_line(served_run, "tagger", tmp_path / "again.pt2", capsys)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(jobs), str(tmp_path / "out.npz")],
+                          check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "taskgraph imported: False" in done.stdout
+    got = np.load(tmp_path / "out.npz")
+    assert data["tagger"].shape[1] != 7  # traced with 7 steps: the files must take the data's own length
+    for job in jobs:
+        node = job["node"]
+        for head, want in eager[node].items():
+            key = f"{job['file']}:{head if node == 'joint' else 'out'}"
+            assert got[key].shape == want.shape, key
+            np.testing.assert_allclose(got[key], want, rtol=0, atol=1e-5, err_msg=key)
+
+
+def _export_line(run: Path, node: str, path: Path, capsys) -> str:
+    assert main(["export", str(run), "--node", node, "-o", str(path)]) == 0
+    return capsys.readouterr().out
+
+
+def test_export_refuses_bad_input_in_one_line(served_run, tmp_path, capsys, monkeypatch):
+    cases = [
+        (["--node", "uup", "-o", str(tmp_path / "m.pt2")], "Did you mean 'up'?"),
+        (["--node", "up", "-o", str(tmp_path / "m.h5")], "name the file .pt2 (torch.export) or .onnx"),
+    ]
+    for args, expected in cases:
+        assert main(["export", str(served_run), *args]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert main(["export", str(tmp_path / "nowhere"), "--node", "up", "-o", str(tmp_path / "m.pt2")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    assert main(["export", str(served_run), "--node", "up", "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "ONNX export needs onnxscript" in err and "pip install 'taskgraph[export]'" in err
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".m-*"))
