@@ -625,6 +625,52 @@ def export_(
         _echo(f"note: {done.note}")
 
 
+@app.command()
+def serve(
+    run_dir: RunDirArg,
+    nodes: Annotated[Optional[str], typer.Option("--nodes", help="Serve only these nodes (comma-separated).")] = None,
+    replicas: Annotated[Optional[int], typer.Option("--replicas", min=1, help="Replicas per node.")] = None,
+    cpus: Annotated[Optional[float], typer.Option("--cpus", min=0.0, help="CPUs per replica.")] = None,
+    gpus: Annotated[Optional[float], typer.Option("--gpus", min=0.0, help="GPUs per replica.")] = None,
+    max_batch_size: Annotated[Optional[int], typer.Option("--max-batch-size", min=1,
+                                                          help="Most examples per forward pass.")] = None,
+    batch_wait_ms: Annotated[Optional[float], typer.Option("--batch-wait-ms", min=0.0,
+                                                           help="How long a replica waits to fill a batch.")] = None,
+    host: Annotated[str, typer.Option("--host", help="Where HTTP listens (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="The HTTP port.")] = 8000,
+    address: Annotated[Optional[str], typer.Option(help="An existing Ray cluster (default: embedded local Ray).")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
+) -> None:
+    """Serve a run's trained nodes over HTTP on Ray Serve (JSON in, JSON out) until Ctrl-C.
+
+    Replicas, GPUs and batching per node come from these flags, else the graph's `serve:` section.
+    """
+    import time
+
+    from taskgraph.serve.app import prepare, start
+    from taskgraph.spec.serving import Deployment
+
+    names = [n.strip() for n in nodes.split(",") if n.strip()] if nodes else None
+    flags = Deployment(replicas=replicas, cpus=cpus, gpus=gpus, max_batch_size=max_batch_size,
+                       batch_wait_ms=batch_wait_ms)
+    prepared = prepare(run_dir, names, flags)
+    serving = start(prepared, host=host, port=port, address=address, num_cpus=num_cpus)
+    try:
+        _echo(f"serving {', '.join(prepared.served)} of {prepared.run_dir} at {serving.url} (Ctrl-C stops)")
+        for name, d in prepared.deployments.items():
+            _echo(f"  {name}: {d.replicas} replica(s), {d.cpus:g} CPU / {d.gpus:g} GPU each, batches of up to "
+                  f"{d.max_batch_size} examples within {d.batch_wait_ms:g} ms")
+        first = next(iter(prepared.served.values()))
+        _echo(f"  try: curl {serving.url}   (describes the inputs)")
+        _echo(f"       curl -X POST {serving.url} -d '{{\"inputs\": {{\"{first.field}\": [...]}}}}'")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        _echo("stopping.")
+    finally:
+        serving.stop()
+
+
 def _print_job(info) -> None:
     import time as _time
 

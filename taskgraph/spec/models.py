@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, mod
 from taskgraph.spec.base import Frozen, LocatedProblems
 from taskgraph.spec.components import METRICS, DataConfig, LossConfig, ModuleConfig
 from taskgraph.spec.mixture import MixtureConfig, mixture_parts, mixture_tasks, node_problems
+from taskgraph.spec.serving import ServeSection
 from taskgraph.spec.weighting import EqualWeighting, WeightingConfig
 
 __all__ = ["parse_memory", "Resources", "TrainConfig", "Dependency", "Task", "Head", "Sampling", "MultiTaskNode", "Node",
@@ -329,6 +330,7 @@ class Graph(Frozen):
     defaults: Defaults = Defaults()
     data: dict[Name, DataConfig] = Field(default_factory=dict)
     tasks: dict[Name, Node]
+    serve: ServeSection | None = Field(None, description="How `taskgraph serve` deploys the trained nodes.")
 
     @field_validator("tasks")
     @classmethod
@@ -366,6 +368,9 @@ class Graph(Frozen):
                     problems.append(
                         (("tasks", name, "depends_on", dep), f"unknown task '{dep}'.{suggest(dep, self.tasks)}")
                     )
+        for name in (self.serve.nodes if self.serve else {}):
+            if name not in self.tasks:
+                problems.append((("serve", "nodes", name), f"unknown task '{name}'.{suggest(name, self.tasks)}"))
         if problems:
             raise NameProblems(problems)
         return self
