@@ -208,15 +208,33 @@ def viz(
 
 @app.command()
 def report(
-    run_folder: Annotated[Path, typer.Argument(help="A run folder printed by `taskgraph run`.", show_default=False)],
+    run_folder: Annotated[str, typer.Argument(help="A run folder printed by `taskgraph run` (a path or an "
+                                               "s3://... URL).", show_default=False)],
     output: Annotated[
         Optional[Path], typer.Option("-o", "--output", help="The HTML file (default: RUN_FOLDER/report.html).")
     ] = None,
 ) -> None:
     """One self-contained HTML page of a run: dependency picture, Gantt timeline with the critical path,
     training curves, the per-node table and, where `taskgraph ablate` ran, the ablation table."""
+    from taskgraph.artifacts import store
     from taskgraph.report.html import write_report
 
+    if store.is_remote(run_folder):  # read a local copy of what the report reads (not the parameters)
+        import tempfile
+
+        from taskgraph.artifacts.rundir import RunDir
+
+        RunDir.open(run_folder)  # not a run folder: one line, before anything is copied
+        with tempfile.TemporaryDirectory(prefix="taskgraph-report-") as tmp:
+            local = store.download(run_folder, Path(tmp) / "run", skip=(".safetensors", ".ckpt", ".pt"))
+            with _writing(output):
+                written = write_report(local, output)
+            if output is None:
+                target = store.join(run_folder, "report.html")
+                store.write_bytes(target, written.read_bytes())
+                written = target
+        _echo(f"wrote {written}")
+        return
     with _writing(output or Path(run_folder) / "report.html"):
         written = write_report(run_folder, output)
     _echo(f"wrote {written}")
@@ -405,7 +423,8 @@ class ListWhat(str, Enum):
 def status(
     graph: Annotated[Path, typer.Argument(help="The graph file, or a job id from `taskgraph submit`.",
                                           show_default=False)],
-    run_dir: Annotated[Path, typer.Option("--run-dir", help="The --run-dir whose cache to look in.")] = Path("runs"),
+    run_dir: Annotated[str, typer.Option("--run-dir", envvar="TASKGRAPH_RUN_DIR",
+                                         help="The --run-dir whose cache to look in (a path or a URL).")] = "runs",
     set_: SetOpt = None,
     only: OnlyOpt = None,
     from_: FromOpt = None,
@@ -436,7 +455,8 @@ def status(
 
 @app.command()
 def resume(
-    run_folder: Annotated[Path, typer.Argument(help="A run folder printed by `taskgraph run`.", show_default=False)],
+    run_folder: Annotated[str, typer.Argument(help="A run folder printed by `taskgraph run` (a path or an "
+                                               "s3://... URL).", show_default=False)],
     address: Annotated[Optional[str], typer.Option(help="An existing Ray cluster.")] = None,
     num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
@@ -445,11 +465,22 @@ def resume(
     """Finish an interrupted or failed run in its own folder: only unfinished nodes train."""
     from taskgraph.artifacts.rundir import GRAPH, RunDir
 
+    from taskgraph.artifacts import store
+
     folder = RunDir.open(run_folder)
-    spec, source, the_plan = _load(Path(str(folder.path)) / GRAPH, None)
+    if store.is_remote(folder.path):
+        from taskgraph.plan.graph import make_plan
+        from taskgraph.spec.loader import parse_spec
+
+        graph_url = str(store.join(folder.path, GRAPH))
+        spec, source = parse_spec(store.read_text(graph_url), file=graph_url)
+        the_plan = make_plan(spec, source)
+        run_root: Path | str = str(folder.path).rsplit("/", 2)[0]  # <run-dir>/<graph>/<timestamp>
+    else:
+        spec, source, the_plan = _load(Path(str(folder.path)) / GRAPH, None)
+        run_root = Path(str(folder.path)).parents[1]
     _check_local_data(spec, source, address)
     _use_cluster(address, token_file)
-    run_root = Path(str(folder.path)).parents[1]  # <run-dir>/<graph>/<timestamp>
     _run_and_report(spec, source, the_plan, run_dir=run_root, address=address, cpu_only=cpu_only,
                     num_cpus=num_cpus, resume_dir=folder.path)
 

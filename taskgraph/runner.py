@@ -168,8 +168,7 @@ def build_jobs(
         key = keys.get(name, "")
         request = NodeRequest(name, task, spec.data[task.data], node_seed(task.seed or 0, name), inherits,
                               sources=sources,
-                              checkpoint_dir=str(cache.partial(key)) if cache is not None and key else None,
-                              data_cache=str(cache.data_folder()) if cache is not None else None)
+                              checkpoint_dir=_checkpoints(cache, key), data_cache=_data_cache(cache))
         jobs.append(
             NodeJob(
                 name=name,
@@ -181,6 +180,18 @@ def build_jobs(
             )
         )
     return jobs
+
+
+def _checkpoints(cache: NodeCache | None, key: str) -> str | None:
+    """Where the node's mid-node checkpoints go: the cache's ``partial`` folder (none on object stores)."""
+    folder = cache.partial(key) if cache is not None and key else None
+    return None if folder is None else str(folder)
+
+
+def _data_cache(cache: NodeCache | None) -> str | None:
+    """Where workers share loaded data sources: the cache's ``data`` folder (none on object stores)."""
+    folder = cache.data_folder() if cache is not None else None
+    return None if folder is None else str(folder)
 
 
 def _resource_fields(res: Resources) -> dict[str, Any]:
@@ -233,7 +244,7 @@ def run_graph(
     if use_cpu_only:
         spec = cpu_only(spec)
     plan = plan or make_plan(spec, source)
-    cache = NodeCache.for_run_root(run_root) if use_cache and not store.is_remote(run_root) else None
+    cache = NodeCache.for_run_root(run_root) if use_cache else None
     if resume_dir and cache is not None:  # the folder's finished nodes count even if the cache was deleted
         _adopt_finished(spec, plan, RunDir.open(resume_dir), cache)
     selection, loaded = decide_and_load(spec, plan, cache, {n: _inputs_of(spec, n) for n in plan.order},

@@ -8,6 +8,11 @@ so it is either whole or absent. Run folders hard-link the cached files (a copy 
 impossible), so a cached node costs no disk and no copy; the files are sealed read-only and never
 written again (``artifacts.store``), so no run can change another run's artifacts.
 
+On an object store (``--run-dir s3://bucket/runs``) there are no links and no folder renames: an
+entry's files are uploaded (each upload is atomic) and its ``manifest.json`` goes last, so an entry
+without a manifest is unfinished and never served; run folders get copies. Mid-node checkpoints
+(``partial``) stay off there: they are rewritten every few steps, a poor fit for uploads.
+
 Entries are verified on use: ``check`` (sizes, and the small JSON files in full) before a node is
 called cached, the parameters' digest whenever they are read for a downstream node. A damaged
 entry is reported (one line naming the node and the file), evicted and its node recomputed.
@@ -42,25 +47,28 @@ class NodeCache:
     """Finished node results keyed by cache key."""
 
     def __init__(self, root: str | os.PathLike[str]):
-        self.root = Path(root)
+        self.root: Path | str = store.normalize(root)  # a Path locally, the URL on an object store
+        self.remote = isinstance(self.root, str)
         #: Keys whose damaged entry this object evicted (so ``status`` can say why a node reruns).
         self.evicted: set[str] = set()
 
     @classmethod
     def for_run_root(cls, run_root: str | os.PathLike[str]) -> NodeCache:
-        """The cache of a local ``--run-dir`` (``file://`` URLs included)."""
-        return cls(Path(store.normalize(run_root)) / ".cache")
+        """The cache of a ``--run-dir``: a local path (``file://`` URLs included) or an object store URL."""
+        return cls(store.join(run_root, ".cache"))
 
-    def entry(self, key: str) -> Path:
-        return self.root / "nodes" / key[:2] / key
+    def entry(self, key: str) -> Path | str:
+        return store.join(self.root, "nodes", key[:2], key)
 
-    def data_folder(self) -> Path:
-        """Where the run's workers share loaded data sources (``train.datacache``), one file per source version."""
-        return self.root / "data"
+    def data_folder(self) -> Path | None:
+        """Where the run's workers share loaded data sources (``train.datacache``), one file per source
+        version; None on an object store (each worker loads its data itself there)."""
+        return None if self.remote else Path(self.root) / "data"
 
-    def partial(self, key: str) -> Path:
-        """Where an unfinished node keeps its checkpoints (survives a killed worker or driver)."""
-        return self.root / "partial" / key
+    def partial(self, key: str) -> Path | None:
+        """Where an unfinished node keeps its checkpoints (survives a killed worker or driver);
+        None on an object store (no mid-node checkpoints there)."""
+        return None if self.remote else Path(self.root) / "partial" / key
 
     def check(self, key: str) -> DamagedArtifact | None:
         """What is wrong with a present entry (None when it is sound): the manifest lists every file,
@@ -71,14 +79,17 @@ class NodeCache:
             manifest = read_manifest(entry, _FILES)
             check_sizes(entry, manifest, _FILES)
             for name in (NODE_META, METRICS):
-                read_verified(entry / name, manifest[name])
+                read_verified(store.join(entry, name), manifest[name])
         except DamagedArtifact as exc:
             return exc
         return None
 
     def present(self, key: str) -> bool:
-        """An entry folder exists (sound or not: ``check`` says which)."""
-        return self.entry(key).is_dir()
+        """An entry folder exists (sound or not: ``check`` says which). On an object store: its
+        manifest, written last (files without one are an unfinished upload, not an entry)."""
+        if self.remote:
+            return store.exists(store.join(self.entry(key), MANIFEST))
+        return Path(self.entry(key)).is_dir()
 
     def has(self, key: str) -> bool:
         """A sound entry exists."""
@@ -93,7 +104,11 @@ class NodeCache:
         warnings.warn(f"node '{node}': cached result {damage.path} is damaged ({damage.what}); "
                       "evicted it, the node will be recomputed.", IntegrityWarning, stacklevel=2)
         self.evicted.add(key)
-        entry = self.entry(key)
+        if self.remote:  # the manifest first: from then on nobody takes the rest for an entry
+            store.remove(store.join(self.entry(key), MANIFEST))
+            store.remove(self.entry(key), recursive=True)
+            return
+        entry = Path(self.entry(key))
         aside = entry.with_name(f".evicted-{key[:12]}-{uuid.uuid4().hex[:8]}")
         try:
             os.rename(entry, aside)
@@ -112,8 +127,11 @@ class NodeCache:
             if damage is None:
                 return
             self.evict(key, str(meta.get("node", "?")), damage)
+        if self.remote:
+            self._upload(key, node_dir, meta, files)
+            return
         node_dir = Path(node_dir)
-        entry = self.entry(key)
+        entry = Path(self.entry(key))
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=entry.parent, prefix=f".{key[:12]}."))
         try:
@@ -133,6 +151,15 @@ class NodeCache:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(self.partial(key), ignore_errors=True)
+
+    def _upload(self, key: str, node_dir: str | os.PathLike[str], meta: dict[str, Any], files: dict[str, Digest]) -> None:
+        """``store`` on an object store: copies of the node's files, then node.json, the manifest last."""
+        entry = self.entry(key)
+        for name in NODE_FILES:
+            store.write_bytes(store.join(entry, name), read_verified(store.join(node_dir, name), files[name]))
+        meta_data = store.json_bytes(meta)
+        store.write_bytes(store.join(entry, NODE_META), meta_data)
+        store.write_json(store.join(entry, MANIFEST), {**{n: files[n] for n in NODE_FILES}, NODE_META: digest(meta_data)})
 
     def adopt(self, key: str, run_dir: RunDir, name: str) -> bool:
         """Publish node ``name`` of a run folder under ``key`` when its files are complete and match
@@ -164,15 +191,21 @@ class NodeCache:
         try by a rename), and the folder gets the node's manifest, so it is checked when read.
         """
         meta = self.meta(key)
-        node_dir = Path(node_dir)
-        node_dir.mkdir(parents=True, exist_ok=True)
         entry = self.entry(key)
         manifest = read_manifest(entry, _FILES)
+        if self.remote or store.is_remote(node_dir):  # copies, verified as read
+            for name in (PARAMS, MANIFEST, METRICS):  # as write_node: metrics last
+                data = (store.json_bytes({n: manifest[n] for n in NODE_FILES}) if name == MANIFEST
+                        else read_verified(store.join(entry, name), manifest[name]))
+                store.write_bytes(store.join(node_dir, name), data)
+            return meta
+        node_dir = Path(node_dir)
+        node_dir.mkdir(parents=True, exist_ok=True)
         for name in (PARAMS, MANIFEST, METRICS):  # as write_node: metrics last
             if name == MANIFEST:
                 store.write_json(node_dir / MANIFEST, {n: manifest[n] for n in NODE_FILES})
             else:
-                store.replace_link(entry / name, node_dir / name)
+                store.replace_link(Path(entry) / name, node_dir / name)
         return meta
 
     def meta(self, key: str) -> dict[str, Any]:
@@ -180,13 +213,13 @@ class NodeCache:
         import json
 
         entry = self.entry(key)
-        return json.loads(read_verified(entry / NODE_META, read_manifest(entry, _FILES)[NODE_META]))
+        return json.loads(read_verified(store.join(entry, NODE_META), read_manifest(entry, _FILES)[NODE_META]))
 
     def load_state(self, key: str) -> dict[str, np.ndarray]:
         """The cached parameters, hashed as they are read: ``DamagedArtifact`` unless they are the
         bytes that were stored, so no node ever inherits damaged weights."""
         entry = self.entry(key)
-        data = read_verified(entry / PARAMS, read_manifest(entry, _FILES)[PARAMS])
+        data = read_verified(store.join(entry, PARAMS), read_manifest(entry, _FILES)[PARAMS])
         return params_from_bytes(data)
 
     def usable_state(self, key: str, node: str) -> dict[str, np.ndarray] | None:
@@ -203,12 +236,12 @@ class NodeCache:
         return None
 
     # The index remembers each graph node's last key, so `status` can say *why* a node reruns.
-    def _index_path(self, graph: str) -> Path:
-        return self.root / "index" / f"{graph}.json"
+    def _index_path(self, graph: str) -> Path | str:
+        return store.join(self.root, "index", f"{graph}.json")
 
     def last_keys(self, graph: str) -> dict[str, str]:
         path = self._index_path(graph)
-        if not path.is_file():
+        if not store.exists(path):
             return {}
         try:
             keys = read_json(path)

@@ -33,7 +33,7 @@ from taskgraph.errors import ArtifactError
 __all__ = [
     "Location", "is_remote", "normalize", "join", "write_bytes", "write_text", "write_json",
     "read_bytes", "read_text", "read_json", "exists", "listdir", "makedirs", "remove", "seal", "replace_link",
-    "size", "json_bytes", "write_chunks",
+    "size", "json_bytes", "write_chunks", "download",
 ]
 
 Location = Union[str, "os.PathLike[str]"]
@@ -265,3 +265,16 @@ def remove(location: Location, recursive: bool = False) -> None:
     fs, path = _fs(target)
     if fs.exists(path):
         fs.rm(path, recursive=recursive)
+
+
+def download(location: str, folder: Path, skip: tuple[str, ...] = ()) -> Path:
+    """Copy the files under the URL ``location`` into the local ``folder`` (made), keeping their
+    relative paths; files whose name ends with one of ``skip`` are left out. Returns ``folder``."""
+    fs, root = _fs(normalize(location))
+    root = root.rstrip("/")
+    for path in fs.find(root):
+        relative = path[len(root):].lstrip("/")
+        if not relative or relative.endswith(skip):
+            continue
+        write_bytes(folder / relative, fs.cat_file(path))
+    return folder
