@@ -2,6 +2,7 @@
 
     python scripts/local_cluster.py start [--dir .cluster] [--gpu-workers 1] [--cpu-workers 1]
     python scripts/local_cluster.py env   [--dir .cluster]     # export lines for a shell
+    python scripts/local_cluster.py join  [--dir .cluster] [--name host2] [--labels host=host2]
     python scripts/local_cluster.py stop  [--dir .cluster]
 
 Each node is a real ``ray start`` (head: ``--num-cpus 0``, so nodes run on the workers, as on a
@@ -10,7 +11,11 @@ and the label ``tier=gpu``; CPU workers the label ``tier=cpu``. Every port is pi
 every process lives under its own ``--temp-dir``, so several clusters (other people's tests,
 other checkouts) never collide; ``stop`` ends only this cluster's processes, by PID (never
 ``ray stop``, which ends every Ray on the machine). The token is a fresh random one, written to
-``DIR/auth_token`` and passed as ``RAY_AUTH_TOKEN``; clients need it too (see ``env``).
+``DIR/auth_token`` and passed as ``RAY_AUTH_TOKEN``; clients need it too (see ``env``: the token
+file alone, as a user would set it; taskgraph switches Ray's client side on from it).
+
+``join`` adds a worker as another machine would (README "More machines"): its own temp dir and
+node IP, the head's GCS address and the token file only, a ``host`` label to place nodes on it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["start", "stop", "client_env", "kill_node", "cluster_pids"]
+__all__ = ["start", "join", "stop", "client_env", "kill_node", "cluster_pids"]
 
 STATE = "cluster.json"
 #: Every node's IP. Loopback, but not 127.0.0.1: Ray replaces 127.0.0.1/localhost with the
@@ -74,12 +79,32 @@ def _node_args(ports: list[int]) -> list[str]:
     ]
 
 
-def _ray_start(args: list[str], env: dict[str, str]) -> None:
+def _ray_start(args: list[str], env: dict[str, str], state: dict | None = None, attempts: int = 3) -> list[str]:
+    """``ray start ARGS``; a node that misses Ray's fixed 30 s startup window (a busy 2-core machine)
+    has what it started ended and is started once more on fresh ports. Returns the args used."""
     ray = str(Path(sys.executable).with_name("ray"))
     ray = ray if Path(ray).exists() else "ray"
-    proc = subprocess.run([ray, "start", *args], env=env, capture_output=True, text=True, timeout=180)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ray start {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    for attempt in range(1, attempts + 1):
+        proc = subprocess.run([ray, "start", *args], env=env, capture_output=True, text=True, timeout=180)
+        if proc.returncode == 0:
+            return args
+        if attempt == attempts or "timed out during startup" not in proc.stdout + proc.stderr or state is None:
+            raise RuntimeError(f"ray start {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        if "--head" in args:  # nothing else runs yet: end all of it (GCS, dashboard, raylet)
+            _kill(cluster_pids(state), grace=2.0)
+        else:  # this node's raylet and what it started
+            procs, port = _processes(), _port_of(args)
+            roots = {pid for pid, (_p, cmd) in procs.items() if f"--node_manager_port={port}" in cmd}
+            _kill(_with_descendants(roots, procs) - {os.getpid()}, grace=2.0)
+        fresh = dict(zip(("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+                          "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port"),
+                         _free_ports(6)))
+        args = [f"{a.split('=', 1)[0]}={fresh[a.split('=', 1)[0]]}" if a.split("=", 1)[0] in fresh else a for a in args]
+    raise AssertionError("unreachable")
+
+
+def _port_of(args: list[str]) -> int:
+    return int(next(a.split("=", 1)[1] for a in args if a.startswith("--node-manager-port=")))
 
 
 def start(
@@ -100,22 +125,52 @@ def start(
         "client": f"ray://127.0.0.1:{client}", "temp_dir": temp_dir,
         "token_path": str(state_dir / "auth_token"), "nodes": {},
     }
+    (state_dir / STATE).write_text(json.dumps(state, indent=2))  # from now on `stop` ends what started
     ports = _free_ports(7)
-    _ray_start(["--head", f"--port={gcs}", "--num-cpus=0", "--num-gpus=0", "--include-dashboard=true",
+    used = _ray_start(["--head", f"--port={gcs}", "--num-cpus=0", "--num-gpus=0", "--include-dashboard=true",
                 "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
-                f"--temp-dir={temp_dir}", "--labels=tier=head,name=head", *_node_args(ports)], env)
-    state["nodes"]["head"] = {"node_manager_port": ports[0]}
+                f"--temp-dir={temp_dir}", "--labels=tier=head,name=head", *_node_args(ports)], env, state)
+    state["nodes"]["head"] = {"node_manager_port": _port_of(used)}
     workers = [("gpu", i) for i in range(gpu_workers)] + [("cpu", i) for i in range(cpu_workers)]
     for kind, i in workers:
         ports = _free_ports(7)
         name = f"{kind}{i}"
         extra = (["--num-gpus=1", '--resources={"special": 1}', f"--labels=tier=gpu,name={name}"]
                  if kind == "gpu" else ["--num-gpus=0", f"--labels=tier=cpu,name={name}"])
-        _ray_start([f"--address={state['address']}", f"--num-cpus={worker_cpus}", *extra, *_node_args(ports)], env)
-        state["nodes"][name] = {"node_manager_port": ports[0]}
+        used = _ray_start([f"--address={state['address']}", f"--num-cpus={worker_cpus}", *extra, *_node_args(ports)],
+                          env, state)
+        state["nodes"][name] = {"node_manager_port": _port_of(used)}
     (state_dir / STATE).write_text(json.dumps(state, indent=2))
     for name, node_id in _wait_for_nodes(state, 1 + len(workers), env).items():
         state["nodes"][name]["node_id"] = node_id
+    (state_dir / STATE).write_text(json.dumps(state, indent=2))
+    return state
+
+
+def join(
+    state_dir: str | os.PathLike[str], name: str = "host2", labels: dict[str, str] | None = None,
+    cpus: int = 1, node_ip: str = "127.0.0.3",
+) -> dict:
+    """A worker that joins as a second machine would: ``ray start --address=HEAD:PORT`` with only the
+    token file in its environment (``RAY_AUTH_MODE=token``, ``RAY_AUTH_TOKEN_PATH``), its own temp dir
+    and node IP. Returns the updated state (the node's id under ``nodes[name]``)."""
+    state_dir = Path(state_dir).resolve()
+    state = json.loads((state_dir / STATE).read_text())
+    temp_dir = tempfile.mkdtemp(prefix="tghost-", dir="/tmp")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": state["token_path"], "RAY_USAGE_STATS_ENABLED": "0"})
+    ports = _free_ports(7)
+    args = _node_args(ports)
+    args[args.index("--node-ip-address") + 1] = node_ip
+    tags = {"tier": "cpu", **(labels or {"host": name}), "name": name}
+    state.setdefault("temp_dirs", []).append(temp_dir)  # before it starts: `stop` ends what it left
+    (state_dir / STATE).write_text(json.dumps(state, indent=2))
+    used = _ray_start([f"--address={state['address']}", f"--num-cpus={cpus}", "--num-gpus=0", f"--temp-dir={temp_dir}",
+                       "--labels=" + ",".join(f"{k}={v}" for k, v in tags.items()), *args], env, state)
+    state["nodes"][name] = {"node_manager_port": _port_of(used), "temp_dir": temp_dir}
+    (state_dir / STATE).write_text(json.dumps(state, indent=2))
+    ids = _wait_for_nodes(state, len(state["nodes"]), _base_env(Path(state["token_path"]).read_text().strip()))
+    state["nodes"][name]["node_id"] = ids[name]
     (state_dir / STATE).write_text(json.dumps(state, indent=2))
     return state
 
@@ -177,7 +232,8 @@ def cluster_pids(state: dict, node: str | None = None) -> set[int]:
         port = state["nodes"][node]["node_manager_port"]
         roots = {pid for pid, (_p, cmd) in procs.items() if "raylet" in cmd and f"--node_manager_port={port}" in cmd}
     else:
-        roots = {pid for pid, (_p, cmd) in procs.items() if state["temp_dir"] in cmd}
+        temp_dirs = [state["temp_dir"], *state.get("temp_dirs", [])]  # the head's, and joined hosts'
+        roots = {pid for pid, (_p, cmd) in procs.items() if any(t in cmd for t in temp_dirs)}
     roots.discard(os.getpid())
     return _with_descendants(roots, procs) - {os.getpid()}
 
@@ -210,14 +266,14 @@ def stop(state_dir: str | os.PathLike[str]) -> None:
         return
     state = json.loads(state_file.read_text())
     _kill(cluster_pids(state), grace=5.0)
-    subprocess.run(["rm", "-rf", state["temp_dir"]], check=False)
+    subprocess.run(["rm", "-rf", state["temp_dir"], *state.get("temp_dirs", [])], check=False)
     state_file.unlink()
 
 
 def client_env(state: dict) -> dict[str, str]:
-    """What a driver or a `taskgraph submit` on this machine needs to reach the cluster."""
+    """What a driver or a `taskgraph submit` on this machine needs to reach the cluster: the token
+    file, no ``RAY_AUTH_MODE`` (taskgraph turns Ray's client side on from the token, README)."""
     return {
-        "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": state["token_path"],
         "RAY_ADDRESS": state["address"],
         "RAY_API_SERVER_ADDRESS": state["dashboard"],
@@ -226,16 +282,20 @@ def client_env(state: dict) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["start", "stop", "env"])
+    parser.add_argument("command", choices=["start", "stop", "env", "join"])
     parser.add_argument("--dir", default=".cluster", help="Where the cluster's state and token go.")
     parser.add_argument("--gpu-workers", type=int, default=1)
     parser.add_argument("--cpu-workers", type=int, default=1)
     parser.add_argument("--worker-cpus", type=int, default=2)
+    parser.add_argument("--name", default="host2", help="join: the new node's name (and its host=NAME label).")
     args = parser.parse_args(argv)
     if args.command == "start":
         state = start(args.dir, args.gpu_workers, args.cpu_workers, args.worker_cpus)
         print(f"cluster up: GCS {state['address']}, dashboard/Jobs {state['dashboard']}")
         print(f"reach it:  eval \"$(scripts/local_cluster.sh env --dir {args.dir})\"")
+    elif args.command == "join":
+        state = join(args.dir, args.name)
+        print(f"{args.name} joined: node {state['nodes'][args.name]['node_id']} (label host={args.name})")
     elif args.command == "env":
         state = json.loads((Path(args.dir) / STATE).read_text())
         for key, value in client_env(state).items():
