@@ -152,11 +152,13 @@ def final_metrics(history: list[dict[str, Any]], node: str) -> dict[str, float]:
 def evaluate(model: NodeModel, task: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
              lengths: torch.Tensor | None = None) -> dict[str, float]:
     """Loss and the task's metrics on a whole split, in eval mode; sequence data (``lengths``) in
-    batches cut to their longest sequence, as in training (``evaluate_batches``)."""
+    batches cut to their longest sequence, as in training (``evaluate_batches``); modules that take
+    ``length`` get it."""
     was_training = model.training
     model.eval()
     split = {"input": x} if lengths is None else {"input": x, "length": lengths}
-    output = evaluate_batches(split, ["input"], batch_size, lambda batch: {"out": model(batch["input"])})["out"]
+    output = evaluate_batches(split, ["input"], batch_size,
+                              lambda batch: {"out": model(batch["input"], batch.get("length"))})["out"]
     model.train(was_training)
     loss = compute_loss(output, y, task.loss)  # None: no labelled example in the split
     result = {"loss": float("nan") if loss is None else float(loss.item())}
@@ -251,12 +253,12 @@ def train_node(
             if epoch == start_epoch and batch < skip_batches:
                 continue  # done before the checkpoint we resumed from
             idx = order[i : i + cfg.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb, lb = x_train[idx], y_train[idx], None
             if lengths is not None:
                 cut = trim_padding({"input": xb, "target": yb, "length": lengths[idx]})
-                xb, yb = cut["input"], cut["target"]
+                xb, yb, lb = cut["input"], cut["target"], cut["length"]
             try:
-                output = net(xb)
+                output = net(xb, lb)
                 loss = loss_fn(output, yb)
             except Exception as exc:  # the first batch: a shape mistake in the data, said in words
                 said = None if fitted else first_batch_error(exc, where, request.name, task.input, xb,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import warnings
 from typing import Any
 
@@ -13,11 +14,31 @@ from torch import nn
 from taskgraph.errors import TrainError
 from taskgraph.train.modules import build_module
 
-__all__ = ["NodeModel", "state_to_numpy", "module_state", "digest"]
+__all__ = ["NodeModel", "takes_length", "apply_module", "state_to_numpy", "module_state", "digest"]
+
+
+def takes_length(module: nn.Module) -> bool:
+    """Whether ``module.forward`` has a ``length`` parameter: such a module is handed the batch's
+    sequence lengths (the data's ``length`` field, ``(batch,)`` int64) so that it can ignore padding
+    (the ``bilstm`` packs by it). Built-in and user modules alike; the parameter needs a default
+    (``length=None``): data without a ``length`` field passes nothing."""
+    try:
+        return "length" in inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):  # a forward whose signature Python cannot read: it gets x only
+        return False
+
+
+def apply_module(module: nn.Module, x: torch.Tensor, length: torch.Tensor | None, wants: bool) -> torch.Tensor:
+    """``module(x)``, with ``length=`` added when the module takes it (``wants``) and there is one."""
+    return module(x, length=length) if wants and length is not None else module(x)
 
 
 class NodeModel(nn.ModuleDict):
-    """Named modules applied in order; state keys read ``encoder.layers.0.weight``."""
+    """Named modules applied in order; state keys read ``encoder.layers.0.weight``.
+
+    ``forward(x, length)``: modules that take ``length`` (``takes_length``) get the batch's
+    sequence lengths; the others get ``x`` alone.
+    """
 
     def __init__(self, configs: dict[str, Any], in_dim: int, where: str):
         super().__init__()
@@ -25,10 +46,11 @@ class NodeModel(nn.ModuleDict):
         for name, config in configs.items():
             self[name] = build_module(config, width, f"{where}.modules.{name}")
             width = config.output_dim(config.resolved_in(width))
+        self._wants_length = {name: takes_length(module) for name, module in self.items()}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.values():
-            x = block(x)
+    def forward(self, x: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
+        for name, block in self.items():
+            x = apply_module(block, x, length, self._wants_length[name])
         return x
 
     def load_module(self, name: str, state: dict[str, np.ndarray], where: str) -> None:

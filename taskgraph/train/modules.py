@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from taskgraph.errors import TrainError
 from taskgraph.spec.modules import (
@@ -106,8 +107,11 @@ def _linear(config: LinearModule, in_dim: int) -> nn.Module:
 class BiLSTM(nn.Module):
     """A bidirectional LSTM on ``(batch, time, features)`` returning ``(batch, time, 2 * hidden)``.
 
-    Padding is not packed away: packing costs more than it saves at CoNLL sentence lengths, and
-    padded positions carry the zero padding embedding and are ignored by the losses (-100).
+    Given ``length`` (each sequence's valid positions) it packs the batch, so that the backward
+    direction starts on a sentence's last word rather than on padding: a sentence's output is then
+    the same whatever it is padded to (training cuts each batch to its longest sentence,
+    evaluation may not). Positions past a length come out as zeros. Without ``length`` every
+    position is read, padding included.
     """
 
     def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float):
@@ -116,8 +120,17 @@ class BiLSTM(nn.Module):
                             dropout=dropout if layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.lstm(x)[0])
+    def forward(self, x: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
+        time = x.shape[1]
+        if length is None or time == 0:
+            return self.drop(self.lstm(x)[0])
+        steps = length.to("cpu", torch.long)  # pack_padded_sequence wants its lengths on the CPU
+        # pack refuses empty sequences: an empty row reads one (padding) step, then is zeroed below
+        packed = pack_padded_sequence(x, steps.clamp(1, time), batch_first=True, enforce_sorted=False)
+        out = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=time)[0]
+        if bool((steps == 0).any()):
+            out = out * (steps > 0).to(out.device, out.dtype)[:, None, None]
+        return self.drop(out)
 
 
 class _ReverseGradient(torch.autograd.Function):

@@ -24,7 +24,7 @@ from taskgraph.train import loop
 from taskgraph.train.loop import NodeOutput, NodeRequest, Report, _optimizer, final_metrics, inherit, pick_device
 from taskgraph.train.losses import loss_function
 from taskgraph.train.metrics import compute_metric
-from taskgraph.train.model import NodeModel, state_to_numpy
+from taskgraph.train.model import NodeModel, apply_module, state_to_numpy, takes_length
 from taskgraph.train.mixture import Mixture
 from taskgraph.train.modules import build_module, reverse_gradient
 from taskgraph.train.predict import input_record
@@ -67,6 +67,7 @@ class JointModel(nn.ModuleDict):
                 in_w = None if any(w is None for w in widths) else sum(widths)  # type: ignore[arg-type]
             self[name] = build_module(head.module, in_w, f"{where}.heads.{name}.module")
             outs[name] = head.module.output_dim(head.module.resolved_in(in_w))
+        self._wants_length = {name: takes_length(module) for name, module in self.items()}
 
     @property
     def shared_names(self) -> list[str]:
@@ -78,10 +79,11 @@ class JointModel(nn.ModuleDict):
         """Modules after it: a mixture's per-task parts (last gates, last stitch unit) and the heads."""
         return (self.mixture.task_names if self.mixture else []) + self._head_names
 
-    def run_trunk(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def run_trunk(self, x: torch.Tensor, length: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every trunk module's output by name; modules that take ``length`` get it (``NodeModel``)."""
         outs = {}
         for name in self._trunk_names:
-            x = outs[name] = self[name](x)
+            x = outs[name] = apply_module(self[name], x, length, self._wants_length[name])
         if self.mixture is not None:
             outs[MIXED] = self.mixture.shared(self, x)
         return outs
@@ -99,6 +101,10 @@ class JointModel(nn.ModuleDict):
             return self.mixed(outs[MIXED] if rep is None else rep, name)
         inputs = [outs[src] for src in (head.input or (self._last,))]
         return inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=-1)
+
+    def run_head(self, name: str, x: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
+        """Head ``name`` on ``x``, handed ``length`` if it takes it."""
+        return apply_module(self[name], x, length, self._wants_length[name])
 
 
 def batch_shares(sizes: list[int], batch_size: int, rule: str, temperature: float) -> list[int]:
@@ -160,7 +166,8 @@ class _Joint:
         separable = views and self.separable
         for index, (source, heads) in enumerate(self.heads_of.items()):
             batch = batches[source]
-            outs = model.run_trunk(batch[node.input])
+            length = batch.get("length")
+            outs = model.run_trunk(batch[node.input], length)
             rep = outs[model._last]
             leaf = rep.detach().requires_grad_(True) if representation else rep
             outs[model._last] = leaf
@@ -183,7 +190,7 @@ class _Joint:
                     own_inputs[name] = (x, index)
                 if head.loss.type == "adversarial":
                     x = reverse_gradient(x, head.loss.scale)
-                outs[name] = model[name](x)  # run even without labels: a later head may read it
+                outs[name] = model.run_head(name, x, length)  # run even without labels: a later head may read it
                 target = outs[head.loss.target] if self.module_target[name] else batch[head.loss.target]
                 loss = task_loss(outs[name], target, head.loss, self.loss_fns[name])
                 if loss is not None:
@@ -202,10 +209,11 @@ class _Joint:
         result: dict[str, float] = {}
         for source, heads in self.heads_of.items():
             def forward(batch: Split, heads: list[str] = heads) -> dict[str, torch.Tensor]:
-                outs, got = model.run_trunk(batch[node.input]), {}
+                length = batch.get("length")
+                outs, got = model.run_trunk(batch[node.input], length), {}
                 for name in heads:
                     head = node.heads[name]
-                    outs[name] = got[f"out:{name}"] = model[name](self.head_input(outs, head, name))
+                    outs[name] = got[f"out:{name}"] = model.run_head(name, self.head_input(outs, head, name), length)
                     if self.module_target[name]:
                         got[f"target:{name}"] = outs[head.loss.target]
                 return got
