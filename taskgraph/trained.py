@@ -88,17 +88,18 @@ class TrainedNode:
     def inputs(self) -> tuple[InputInfo, ...]:
         return (self.input,)
 
-    def outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Raw outputs (logits, potentials, values) per head, by head name, without gradients."""
+    def outputs(self, x: torch.Tensor, length: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Raw outputs (logits, potentials, values) per head, by head name, without gradients.
+        ``length`` (padded sequences) goes to the modules that take it, as in training."""
         import torch
 
         with torch.no_grad():
             if not self.joint:
-                return {self.name: self.module(x)}
+                return {self.name: self.module(x, length)}
             model, spec = self.module, self.spec
-            outs = model.run_trunk(x)
+            outs = model.run_trunk(x, length)
             for name, head in spec.heads.items():
-                outs[name] = model[name](model.head_input(outs, name, head))  # trunk, heads or mixture
+                outs[name] = model.run_head(name, model.head_input(outs, name, head), length)  # trunk, heads or mixture
             return {name: outs[name] for name in spec.heads}
 
     __call__ = outputs
@@ -111,7 +112,7 @@ class TrainedNode:
         from taskgraph.train.predict import answers
 
         x, length = self._input_of(batch)
-        raw = self.outputs(x)
+        raw = self.outputs(x, length)
         return {name: answers(raw[name], self.heads[name].kind, length) for name in raw}
 
     def _input_of(self, batch: Mapping[str, Any] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -102,3 +102,19 @@ tasks:
     assert torch.equal(short["trunk"][:1, :7], long["trunk"][:1, :7])
     model.run_head("a", short["trunk"], length)
     assert model["a"].seen == [length]
+
+
+def test_a_loaded_node_hands_length_on_as_training_did():
+    from types import SimpleNamespace
+
+    from taskgraph.trained import HeadInfo, InputInfo, TrainedNode
+
+    torch.manual_seed(0)
+    model = NodeModel(_configs(embed={"type": "embedding", "vocab": 30, "dim": 6, "padding_idx": 0},
+                               trunk={"type": "bilstm", "hidden": 5}), in_dim=1, where="tasks.t").eval()
+    node = TrainedNode("t", model, SimpleNamespace(kind="single"), InputInfo("ids", None, None),
+                       {"t": HeadInfo("t", "y", "mse", "values", 10, ())})
+    ids, length = _sentences()
+    short = node.predict({"ids": _padded(ids, 10), "length": length})["t"]["value"]
+    long = node.predict({"ids": _padded(ids, 50), "length": length})["t"]["value"]
+    assert torch.equal(short[:1, :7], long[:1, :7])
