@@ -281,3 +281,15 @@ def test_a_loaded_mixture_node_answers_through_its_gates():
     rep = model.run_trunk(x)[MIXED]
     for head in ("a", "b"):
         assert torch.allclose(out[head], model[head](model.mixed(rep, head)))
+
+
+def test_representation_level_refuses_a_head_that_skips_the_mixture():
+    """A head reading a trunk module directly bypasses the shared representation: say so, and how."""
+    from taskgraph.errors import SpecError
+
+    text = GRAPH.replace("a: {module: {type: linear, out: 1}", "a: {input: [bottom], module: {type: linear, out: 1}")
+    with pytest.raises(SpecError, match=r"tasks.j.heads.a.input.0: 'upgrad' works on the shared representation, the "
+                                        r"output of 'mixture'; this head reads 'bottom'. Read the mixture \(leave "
+                                        r"`input` out\) or a head, or use `level: parameters`"):
+        node_of("mmoe", "{method: upgrad, level: representation}", text)
+    assert node_of("mmoe", "{method: upgrad}", text)[1].heads["a"].input == ("bottom",)  # parameter level: fine
