@@ -7,6 +7,7 @@ it, by the same ``train_node`` a Ray worker runs, without starting Ray (so it wo
 too busy for Ray's start-up limit). Nodes with dependencies are refused: use ``taskgraph run``.
 
     python scripts/compare_trunks.py graphs/fsdd_experts.yaml --seeds 3
+    python scripts/compare_trunks.py graphs/fsdd_experts.yaml --seeds 3 --set defaults.train.label_fraction=0.1
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def main() -> None:
     parser.add_argument("graph", type=Path)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="override a value as taskgraph run --set does (repeatable)")
+    parser.add_argument("--nodes", help="only these nodes (comma-separated)")
     parser.add_argument("-o", "--out", type=Path, help="write the per-seed metrics here (JSON)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -36,9 +40,11 @@ def main() -> None:
     sizes: dict[str, int] = {}
     started = time.perf_counter()
     for seed in range(args.seeds):
-        spec, source = load_spec(args.graph, overrides=[f"seed={seed}"])
+        spec, source = load_spec(args.graph, overrides=[*args.overrides, f"seed={seed}"])
         plan = make_plan(spec, source)
         for name in plan.order:
+            if args.nodes and name not in args.nodes.split(","):
+                continue
             task = spec.tasks[name]
             if task.depends_on:
                 raise SystemExit(f"{name} depends on {', '.join(task.depends_on)}: use taskgraph run for graphs with edges")
@@ -63,7 +69,8 @@ def main() -> None:
         print(f"| {name} | {sizes[name]:,} | " + " | ".join(cells) + " |")
     print(f"\n{args.seeds} seeds, {time.perf_counter() - started:.0f} s in all")
     if args.out:
-        args.out.write_text(json.dumps({"graph": str(args.graph), "seeds": args.seeds, "parameters": sizes,
+        args.out.write_text(json.dumps({"graph": str(args.graph), "seeds": args.seeds, "set": args.overrides,
+                                        "parameters": sizes,
                                         "runs": results}, indent=1))
 
 

@@ -33,7 +33,7 @@ def test_example_graph_validates(name):
 def test_fsdd_experts_puts_three_trunks_side_by_side():
     spec = taskgraph.load(GRAPHS / "fsdd_experts.yaml")
     kinds = {name: (task.mixture.type if task.mixture else "hard") for name, task in spec.tasks.items()}
-    assert kinds == {"hard": "hard", "mmoe": "mmoe", "cgc": "cgc"}
+    assert kinds == {"hard": "hard", "mmoe": "mmoe", "mmoe_mlp": "mmoe", "cgc": "cgc"}
     assert set(spec.tasks["mmoe"].all_modules) == {"wide", "deep", "cnn", "gate_digit", "gate_speaker", "digit", "speaker"}
 
 

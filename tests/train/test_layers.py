@@ -104,3 +104,18 @@ tasks:
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     weights = model.mixture.weights(model, batch["x"])
     assert weights["a"].shape == (4, 5, 3) and torch.allclose(weights["a"].sum(-1), torch.ones(4, 5))
+
+
+def test_transformer_masks_padding_past_each_length():
+    """Given ``length``, what lies past a sequence's end changes none of its outputs; without it, it does."""
+    _, encoder = module({"type": "transformer", "dim": 8, "heads": 2, "layers": 2, "dropout": 0.0}, 6)
+    encoder.eval()
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 6)
+    other = x.clone()
+    other[0, 4:], other[1, 2:] = torch.randn(3, 6) * 5, torch.randn(5, 6) * 5  # different padding content
+    length = torch.tensor([4, 2, 7])
+    a, b = encoder(x, length=length), encoder(other, length=length)
+    assert torch.allclose(a[0, :4], b[0, :4], atol=1e-5) and torch.allclose(a[1, :2], b[1, :2], atol=1e-5)
+    assert torch.allclose(a[2], b[2], atol=1e-5)
+    assert not torch.allclose(encoder(x)[0, :4], encoder(other)[0, :4], atol=1e-3)  # unmasked: padding leaks in
