@@ -18,6 +18,9 @@ class NodeRecord:
     submitted_at: float | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    #: When its state went to its children: they start from it while its files are written and
+    #: synced; ``ended_at`` (and ``done``) come once they are durable.
+    handed_at: float | None = None
     host: str | None = None
     node_id: str | None = None
     worker_id: str | None = None

@@ -58,10 +58,16 @@ class NodeJob:
 def _execute(
     node_fn: NodeFn, name: str, payload: Any, input_names: tuple[str, ...], hub: Any, *input_values: Any
 ):
-    """Runs on a Ray worker: call the node function and stamp where and when it ran.
+    """Runs on a Ray worker, as a streaming generator: call the node function, hand its state on
+    the moment it exists, then let the node make its artifacts durable and say where it ran.
 
-    With a progress ``hub`` (its handle and actor name), the node's ``progress.report`` calls reach
-    the driver live, through the driver's replacement hub too if that one dies.
+    Yields three objects: the state (children start from it: one serialisation into the object
+    store, read in place by children on this machine), a small marker (so the driver knows the
+    first object is a state, not an error, without fetching it), then the record. A node function
+    may return ``(state, finish)``: ``finish()`` (its durable writes) runs after the state has been
+    handed on and returns the meta. With a progress ``hub`` (its handle and actor name), the node's
+    ``progress.report`` calls reach the driver live, through the driver's replacement hub too if
+    that one dies.
     """
     ctx = ray.get_runtime_context()
     started = time.time()
@@ -71,10 +77,17 @@ def _execute(
                   "gpu_ids": [str(g) for g in ray.get_gpu_ids()]})
     with reporting(reporter):
         state, meta = node_fn(name, payload, dict(zip(input_names, input_values)))
+        yield state
+        del state  # ``finish`` keeps what it still has to write
+        handed = time.time()
+        yield {"handed_at": handed}
+        if callable(meta):
+            meta = meta()
     if reporter:
         reporter.finish({"kind": "end"})
     where = {
         "started_at": started,
+        "handed_at": handed,
         "ended_at": time.time(),
         "host": socket.gethostname(),
         "node_id": ctx.get_node_id(),
@@ -82,22 +95,33 @@ def _execute(
         "pid": os.getpid(),
         "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
     }
-    return state, {"where": where, "meta": meta}
+    yield {"where": where, "meta": meta}
 
 
-_remote_execute = ray.remote(num_returns=2)(_execute)
+_remote_execute = ray.remote(num_returns="streaming")(_execute)
 
 
-def _discard(refs: list[ray.ObjectRef], timeout: float = 10.0) -> None:
+@dataclass
+class _Flight:
+    """A submitted node: its stream of results and what has come of it so far."""
+
+    name: str
+    stream: Any  # ray.ObjectRefGenerator
+    state: ray.ObjectRef | None = None  # its first object: the state (or the error, if it failed first)
+    handed: bool = False
+
+
+def _discard(refs: list[Any], timeout: float = 10.0) -> None:
     """Read, and drop, results nobody else will read: failed or cancelled nodes' returns.
 
     Ray's core worker logs "Unhandled error" with the worker's whole traceback for every failed
     object freed without a ``ray.get`` (``ray._private.worker.raise_errors``): dozens of lines per
     failed node on the terminal, where the promise is one line (the traceback is in ``error.txt``).
     """
+    refs = [r for r in refs if r is not None]
     if not refs:
         return
-    ready, _late = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+    ready, _late = ray.wait(refs, num_returns=len(refs), timeout=timeout, fetch_local=False)
     for ref in ready:
         try:
             ray.get(ref)
@@ -105,19 +129,36 @@ def _discard(refs: list[ray.ObjectRef], timeout: float = 10.0) -> None:
             pass
 
 
-def _cancel(pending: dict[ray.ObjectRef, tuple[str, ray.ObjectRef]]) -> list[str]:
+def _drain(flight: _Flight, timeout: float = 10.0) -> None:
+    """Read what is left of a failed or cancelled node's stream, so Ray reports nothing about it.
+    A state already handed on is real: it is never fetched here."""
+    refs = [] if flight.state is None else [flight.state]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ready, _ = ray.wait([flight.stream], timeout=max(0.0, deadline - time.time()), fetch_local=False)
+        if not ready:
+            break
+        try:
+            refs.append(next(flight.stream))
+        except StopIteration:
+            break
+    _discard(refs[1:] if flight.handed else refs, max(0.0, deadline - time.time()))
+
+
+def _cancel(pending: dict[Any, _Flight]) -> list[str]:
     """Cancel every in-flight node (killing its worker) and empty ``pending``; returns their names.
 
     On a cluster the driver does not own, a node left running would keep its CPUs/GPUs busy for
     nothing; the cancelled results are read (and dropped) so Ray reports nothing about them.
     """
-    names = sorted(name for name, _state in pending.values())
-    for meta_ref in pending:
+    names = sorted(flight.name for flight in pending.values())
+    for stream in pending:
         try:
-            ray.cancel(meta_ref, force=True)
+            ray.cancel(stream, force=True)
         except Exception:  # noqa: BLE001 -- finished in the meantime: nothing to cancel
             pass
-    _discard([ref for meta_ref, (_n, state_ref) in pending.items() for ref in (meta_ref, state_ref)])
+    for flight in pending.values():
+        _drain(flight)
     pending.clear()
     return names
 
@@ -186,9 +227,11 @@ def run_jobs(
     # so each completion costs O(children), not a scan of every waiting node.
     missing = {n: sum(1 for u in by_name[n].upstream if u not in given) for n in waiting}
     ready_set = {n for n, count in missing.items() if count == 0}
-    pending: dict[ray.ObjectRef, tuple[str, ray.ObjectRef]] = {}  # meta ref -> (name, state ref)
+    pending: dict[Any, _Flight] = {}  # stream -> the node in flight
     # Children yet to receive each state; cached (given) nodes that are not jobs count too.
     children_left = {name: len(kids) for name, kids in children.items()}
+    # Finished nodes whose upstream's files are not durable yet: reported done after it.
+    parked: set[str] = set()
 
     hub = start_hub() if on_progress else None
     link = (hub, hub_name()) if hub is not None else None  # what nodes get: the handle and its name
@@ -211,25 +254,28 @@ def run_jobs(
         cpus, gpus = usage(job)
         return (in_use["CPU"] + cpus <= totals["CPU"] + 1e-9) and (in_use["GPU"] + gpus <= totals["GPU"] + 1e-9)
 
+    def take_slot(job: NodeJob, sign: float) -> None:
+        cpus, gpus = usage(job)
+        in_use["CPU"] += sign * cpus
+        in_use["GPU"] += sign * gpus
+        resources_changed()
+
     def submit_ready() -> None:
         ready = [by_name[n] for n in ready_set if n in waiting]
         for job in sorted(ready, key=lambda j: (-j.priority, j.name)):
             if not fits(job):
                 continue
-            state_ref, meta_ref = _remote_execute.options(
+            stream = _remote_execute.options(
                 **ray_options(job), max_retries=max_retries, retry_exceptions=False,
                 name=f"taskgraph:{job.name}",
             ).remote(node_fn, job.name, job.payload, job.inputs, link, *(states[i] for i in job.inputs))
-            pending[meta_ref] = (job.name, state_ref)
+            pending[stream] = _Flight(job.name, stream)
             waiting.discard(job.name)
             ready_set.discard(job.name)
-            cpus, gpus = usage(job)
-            in_use["CPU"] += cpus
-            in_use["GPU"] += gpus
             record = records[job.name]
             record.status, record.submitted_at = "running", time.time()
             notify(record)
-            resources_changed()
+            take_slot(job, +1)
 
     def release_inputs(job: NodeJob) -> None:
         """Drop our reference to an upstream state once no child still needs it (frees the object store)."""
@@ -238,13 +284,85 @@ def run_jobs(
             if children_left[up] <= 0:
                 states.pop(up, None)
 
-    def skip_descendants(name: str) -> None:
+    def skip_descendants(name: str, why: str) -> None:
+        """Skip the descendants not started; stop those already running from its state."""
         for node in sorted(_descendants(name, children)):
-            if node in waiting:
+            flights = [s for s, f in pending.items() if f.name == node]
+            for stream in flights:
+                flight = pending.pop(stream)
+                _cancel({stream: flight})
+                if not flight.handed:
+                    take_slot(by_name[node], -1)
+            if node in waiting or flights or node in parked:
                 waiting.discard(node)
-                records[node].status = "skipped"
-                records[node].error = f"upstream node '{name}' failed"
+                parked.discard(node)
+                records[node].status, records[node].error = "skipped", why
                 notify(records[node])
+
+    def upstream_done(name: str) -> bool:
+        return all(u in given or records[u].status == "done" for u in by_name[name].upstream)
+
+    def hand_on(flight: _Flight) -> None:
+        """The node's state exists: its children may start while its files are made durable."""
+        job = by_name[flight.name]
+        flight.handed = True
+        records[flight.name].handed_at = time.time()
+        take_slot(job, -1)  # Ray holds the slot until the files are synced; a node submitted now queues there
+        for child in children.get(flight.name, ()):
+            if child in missing:  # cached children (given) wait for nothing
+                missing[child] -= 1
+                if missing[child] == 0:
+                    ready_set.add(child)
+        if children_left.get(flight.name, 0) > 0:
+            states[flight.name] = flight.state
+        release_inputs(job)
+        submit_ready()
+
+    def complete(name: str) -> None:
+        """Done: its artifacts are durable and so are its upstream nodes'."""
+        records[name].status = "done"
+        notify(records[name])
+        for child in children.get(name, ()):
+            if child in parked and upstream_done(child):
+                parked.discard(child)
+                complete(child)
+
+    def finished(flight: _Flight, result: dict[str, Any]) -> None:
+        where, record = result["where"], records[flight.name]
+        record.started_at, record.ended_at = where["started_at"], where["ended_at"]
+        record.handed_at = where.get("handed_at", record.handed_at)
+        record.host, record.node_id, record.worker_id = where["host"], where["node_id"], where["worker_id"]
+        record.pid, record.gpu_ids, record.meta = where["pid"], where["gpu_ids"], result["meta"]
+        if upstream_done(flight.name):
+            complete(flight.name)
+        else:
+            parked.add(flight.name)
+
+    def failed(flight: _Flight, exc: BaseException) -> None:
+        name = flight.name
+        job, record = by_name[name], records[name]
+        if not flight.handed:
+            take_slot(job, -1)
+        record.status, record.ended_at = "failed", time.time()
+        cause = getattr(exc, "cause", None) or exc
+        record.error = str(cause) if isinstance(cause, TaskgraphError) else f"{type(cause).__name__}: {cause}"
+        # the worker's traceback, causes included, without Ray's terminal colours: <node>/error.txt
+        record.traceback = _ANSI.sub("", getattr(exc, "traceback_str", None) or str(exc))
+        notify(record)
+        skip_descendants(name, f"upstream node '{name}' failed")
+        if not keep_going:
+            why = f"stopped after '{name}' failed (--fail-fast)"
+            for other in _cancel(pending):
+                records[other].status, records[other].error = "skipped", why
+                notify(records[other])
+            for other in sorted(waiting | parked):
+                records[other].status, records[other].error = "skipped", why
+                notify(records[other])
+            waiting.clear()
+            parked.clear()
+        if not flight.handed:
+            release_inputs(job)
+        submit_ready()  # its resources are free again for nodes that were waiting for room
 
     def drain_progress() -> None:
         nonlocal hub, link, hub_restarts
@@ -271,55 +389,36 @@ def run_jobs(
     try:
         submit_ready()
         while pending:
-            ready_refs, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None,
+                                fetch_local=False)
             if hub is not None:
                 drain_progress()  # on a node's end too: its last events come before its record
-            if not ready_refs:
+            if not ready or ready[0] not in pending:
                 continue
-            meta_ref = ready_refs[0]
-            name, state_ref = pending.pop(meta_ref)
-            job, record = by_name[name], records[name]
-            cpus, gpus = usage(job)
-            in_use["CPU"] -= cpus
-            in_use["GPU"] -= gpus
-            resources_changed()
+            stream = ready[0]
+            flight = pending[stream]
             try:
-                result = ray.get(meta_ref)
-            except Exception as exc:  # the node's own exception, wrapped by Ray
-                _discard([state_ref])
-                record.status, record.ended_at = "failed", time.time()
-                cause = getattr(exc, "cause", None) or exc
-                record.error = str(cause) if isinstance(cause, TaskgraphError) else f"{type(cause).__name__}: {cause}"
-                # the worker's traceback, causes included, without Ray's terminal colours: <node>/error.txt
-                record.traceback = _ANSI.sub("", getattr(exc, "traceback_str", None) or str(exc))
-                notify(record)
-                skip_descendants(name)
-                if not keep_going:
-                    for other in _cancel(pending):
-                        records[other].status, records[other].error = "skipped", f"stopped after '{name}' failed (--fail-fast)"
-                        notify(records[other])
-                    for other in sorted(waiting):
-                        records[other].status, records[other].error = "skipped", f"stopped after '{name}' failed (--fail-fast)"
-                        notify(records[other])
-                    waiting.clear()
-                release_inputs(job)
-                submit_ready()  # its resources are free again for nodes that were waiting for room
+                ref = next(stream)
+            except StopIteration:  # it failed before handing anything on: its first object is the error
+                del pending[stream]
+                failed(flight, _error_in(flight.state))
                 continue
-            where = result["where"]
-            record.status = "done"
-            record.started_at, record.ended_at = where["started_at"], where["ended_at"]
-            record.host, record.node_id, record.worker_id = where["host"], where["node_id"], where["worker_id"]
-            record.pid, record.gpu_ids, record.meta = where["pid"], where["gpu_ids"], result["meta"]
-            for child in children.get(name, ()):
-                if child in missing:  # cached children (given) wait for nothing
-                    missing[child] -= 1
-                    if missing[child] == 0:
-                        ready_set.add(child)
-            if children_left.get(name, 0) > 0:
-                states[name] = state_ref
-            release_inputs(job)
-            notify(record)
-            submit_ready()
+            if flight.state is None:
+                flight.state = ref  # the state, or the error: the marker that follows says which
+                continue
+            try:
+                value = ray.get(ref)  # small: the marker or the record
+            except Exception as exc:  # the node's own exception, wrapped by Ray
+                del pending[stream]
+                _drain(flight)
+                failed(flight, exc)
+                continue
+            if not flight.handed:
+                hand_on(flight)
+            else:
+                del pending[stream]
+                finished(flight, value)
+                submit_ready()
     except BaseException as exc:  # Ctrl-C, SIGTERM, or the driver's own failure (a full disk): stop what runs
         stopped = _cancel(pending)
         if isinstance(exc, KeyboardInterrupt):
@@ -327,7 +426,19 @@ def run_jobs(
                 records[other].status, records[other].ended_at = "interrupted", time.time()
                 records[other].error = "interrupted (Ctrl-C or SIGTERM) while running"
                 notify(records[other])
+            for other in sorted(parked):  # finished, files durable: only an upstream's were not
+                records[other].status = "done"
+                notify(records[other])
         raise
     if hub is not None:
         drain_progress()
     return records
+
+
+def _error_in(ref: Any) -> BaseException:
+    """The exception a failed node's first (and only) object holds."""
+    try:
+        ray.get(ref)
+    except Exception as exc:  # noqa: BLE001 -- what the node raised, wrapped by Ray
+        return exc
+    return RuntimeError("the node ended without handing on a state")

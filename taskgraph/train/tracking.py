@@ -12,6 +12,7 @@ import the wiring above it.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,20 +39,29 @@ def _scalars(event: Event) -> dict[str, float]:
     return out
 
 
+#: A node's first seconds of TensorBoard scalars are kept in memory and written when the writer
+#: opens: then, or when the node ends. A short node never waits for TensorBoard's import and event
+#: file (~0.5 s on a fresh worker) before handing its state on; a long one is live after this.
+LIVE_AFTER_S = 5.0
+
+
 class TensorBoardLogger:
-    """Scalars by optimizer step, so batch and epoch curves share one x axis.
+    """Scalars by optimizer step, so batch and epoch curves share one x axis (with their wall times).
 
     A retried node resumes from its last checkpoint, behind where the dead try had logged to. The
     writer opens at the try's first event, and when an earlier try left event files here it opens
     with ``purge_step`` = that event's step: TensorBoard then drops the earlier try's points from
     that step on (the training they show was rolled back), so every curve stays one monotonic line.
+    Events of the first ``LIVE_AFTER_S`` seconds are held and written when the writer opens.
     """
 
     def __init__(self, log_dir: str):
-        from torch.utils.tensorboard import SummaryWriter  # noqa: F401 -- fail now, not at the first event
-
+        if importlib.util.find_spec("tensorboard") is None:  # fail now, not at the first event
+            raise ImportError("No module named 'tensorboard'")
         self.log_dir = log_dir
         self.writer: Any = None
+        self._held: list[tuple[str, float, int, float]] = []
+        self._opened = time.monotonic()
 
     def _open(self, step: int) -> Any:
         import os
@@ -60,20 +70,29 @@ class TensorBoardLogger:
 
         earlier = os.path.isdir(self.log_dir) and any(n.startswith("events.") for n in os.listdir(self.log_dir))
         self.writer = SummaryWriter(log_dir=self.log_dir, purge_step=step if earlier else None)
+        for tag, value, at, wall in self._held:
+            self.writer.add_scalar(tag, value, at, walltime=wall)
+        self._held = []
         return self.writer
 
     def __call__(self, event: Event) -> None:
         if event.get("kind") not in ("step", "epoch"):
             return
-        step = int(event.get("step") or 0)
-        if self.writer is None:
-            self._open(step)
-        for tag, value in _scalars(event).items():
-            self.writer.add_scalar(tag, value, step)
+        step, now = int(event.get("step") or 0), time.time()
+        rows = [(tag, value, step, now) for tag, value in _scalars(event).items()]
         if event.get("kind") == "epoch":
-            self.writer.add_scalar("epoch", float(event.get("epoch") or 0), step)
+            rows.append(("epoch", float(event.get("epoch") or 0), step, now))
+        if self.writer is None and time.monotonic() - self._opened < LIVE_AFTER_S:
+            self._held.extend(rows)
+            return
+        if self.writer is None:
+            self._open(self._held[0][2] if self._held else step)
+        for tag, value, at, wall in rows:
+            self.writer.add_scalar(tag, value, at, walltime=wall)
 
     def close(self, ok: bool = True) -> None:
+        if self.writer is None and self._held:
+            self._open(self._held[0][2])
         if self.writer is not None:
             self.writer.close()
 
