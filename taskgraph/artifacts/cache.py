@@ -203,7 +203,8 @@ class NodeCache:
         node_dir.mkdir(parents=True, exist_ok=True)
         for name in (PARAMS, MANIFEST, METRICS):  # as write_node: metrics last
             if name == MANIFEST:
-                store.write_json(node_dir / MANIFEST, {n: manifest[n] for n in NODE_FILES})
+                # unsynced: a copy of the entry's own (synced) manifest; a torn one is refused on read
+                store.write_json(node_dir / MANIFEST, {n: manifest[n] for n in NODE_FILES}, sync=False)
             else:
                 store.replace_link(Path(entry) / name, node_dir / name)
         return meta
