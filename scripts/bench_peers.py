@@ -321,12 +321,12 @@ class Bench:
         (self.probe_dir / "sitecustomize.py").write_text(PROBE)
         self.count = 0
 
-    def run(self, argv: list[str], python: str = sys.executable) -> tuple[float, list[dict], float]:
+    def run(self, argv: list[str], python: str = sys.executable, root: Path = ROOT) -> tuple[float, list[dict], float]:
         """Wall seconds of one whole process, its probe spans and the time it was started."""
         self.count += 1
         probe = self.work / f"probe-{self.count}.jsonl"
         env = {**os.environ, "TG_BENCH_PROBE": str(probe), "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token"),
-               "PYTHONPATH": os.pathsep.join([str(self.probe_dir), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+               "PYTHONPATH": os.pathsep.join([str(self.probe_dir), str(root), os.environ.get("PYTHONPATH", "")])}
         for attempt in range(3):  # Ray's 30 s start limit can pass on a 2-core machine shared by many
             probe.unlink(missing_ok=True)
             start = time.time()
@@ -340,8 +340,8 @@ class Bench:
             raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
         return took, read_probe(probe), start
 
-    def taskgraph(self, graph: Path, run_dir: Path) -> tuple[float, list[dict], float]:
-        return self.run(["-m", "taskgraph", "run", str(graph), "--run-dir", str(run_dir), "--plain"])
+    def taskgraph(self, graph: Path, run_dir: Path, root: Path = ROOT) -> tuple[float, list[dict], float]:
+        return self.run(["-m", "taskgraph", "run", str(graph), "--run-dir", str(run_dir), "--plain"], root=root)
 
     def ray(self, graph: Path):
         return self.run([__file__, "_ray", str(graph)])
@@ -419,6 +419,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,400,1600", help="hand-off module sizes in MB")
     parser.add_argument("--handoff-reps", type=int, default=None, help="repetitions of the hand-off (default --reps)")
     parser.add_argument("--kedro-python", default=os.environ.get("KEDRO_PYTHON"))
+    parser.add_argument("--before", type=Path, help="another checkout of taskgraph (e.g. `git worktree add` of the "
+                        "commit before a change), measured as tool `before`, interleaved with this one")
     parser.add_argument("--json", help="also write every raw figure here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
@@ -433,6 +435,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tg-peers-"))
     bench = Bench(work, kedro_python, args.keep)
     only = set(args.only.split(","))
+    before = ["before"] if args.before else []
+    roots = {"taskgraph": ROOT, "before": args.before.resolve() if args.before else ROOT}
     results: dict[str, dict[str, list]] = {}
     extra: dict[str, list] = {}
     print(f"load average at start: {os.getloadavg()}; work folder {work}")
@@ -449,21 +453,22 @@ def main() -> None:
         edited, _ = dag_graph(changed)
         (work / "dag.yaml").write_text(text)
         (work / "dag_edited.yaml").write_text(edited)
-        tools = ["ray", "taskgraph"] + (["kedro-thread"] if kedro_python else [])
+        tools = ["ray", "taskgraph"] + before + (["kedro-thread"] if kedro_python else [])
         for rep in range(args.reps):
             for tool in rotate(tools, rep):
                 load = os.getloadavg()[0]
-                if tool == "taskgraph":
-                    runs = work / f"runs-dag-{rep}"
-                    took, spans, spawned = bench.taskgraph(work / "dag.yaml", runs)
+                if tool in ("taskgraph", "before"):
+                    runs, root = work / f"runs-dag-{tool}-{rep}", roots[tool]
+                    took, spans, spawned = bench.taskgraph(work / "dag.yaml", runs, root)
                     add("dag20 cold", tool, took)
-                    extra.setdefault("phases", []).append(phase_split(spans, latest_run(runs), spawned, spawned + took))
-                    extra.setdefault("dag_rss", []).append(peak_rss(spans))
-                    took2, spans2, _ = bench.taskgraph(work / "dag_edited.yaml", runs)
+                    extra.setdefault(f"phases {tool}", []).append(
+                        phase_split(spans, latest_run(runs), spawned, spawned + took))
+                    extra.setdefault(f"dag_rss {tool}", []).append(peak_rss(spans))
+                    took2, spans2, _ = bench.taskgraph(work / "dag_edited.yaml", runs, root)
                     add("dag20 partial rerun (10 changed)", tool, took2)
                     trained = len({s["node"] for s in spans2 if s["ev"] == "node_job"})
-                    extra.setdefault("partial_trained", []).append(trained)
-                    took3, _s, _ = bench.taskgraph(work / "dag_edited.yaml", runs)
+                    extra.setdefault(f"partial_trained {tool}", []).append(trained)
+                    took3, _s, _ = bench.taskgraph(work / "dag_edited.yaml", runs, root)
                     add("dag20 no-change rerun", tool, took3)
                     shutil.rmtree(runs, ignore_errors=True)
                 elif tool == "ray":
@@ -479,14 +484,14 @@ def main() -> None:
         if shape not in only:
             continue
         (work / f"{shape}.yaml").write_text(one_step_graph(shape))
-        tools = ["ray", "taskgraph"] + (["kedro-thread"] if kedro_python else [])
+        tools = ["ray", "taskgraph"] + before + (["kedro-thread"] if kedro_python else [])
         row = f"100-node {shape} of 1-step nodes"
         for rep in range(args.reps):
             for tool in rotate(tools, rep):
                 load = os.getloadavg()[0]
-                if tool == "taskgraph":
-                    runs = work / f"runs-{shape}-{rep}"
-                    took = bench.taskgraph(work / f"{shape}.yaml", runs)[0]
+                if tool in ("taskgraph", "before"):
+                    runs = work / f"runs-{shape}-{tool}-{rep}"
+                    took = bench.taskgraph(work / f"{shape}.yaml", runs, roots[tool])[0]
                     shutil.rmtree(runs, ignore_errors=True)
                 elif tool == "ray":
                     took = bench.ray(work / f"{shape}.yaml")[0]
@@ -499,14 +504,14 @@ def main() -> None:
     if "handoff" in only:
         for size in [int(s) for s in args.sizes.split(",")]:
             (work / f"handoff{size}.yaml").write_text(handoff_graph(size))
-            tools = ["ray", "taskgraph"] + (["kedro-sequential"] if kedro_python else [])
+            tools = ["ray", "taskgraph"] + before + (["kedro-sequential"] if kedro_python else [])
             for rep in range(args.handoff_reps or args.reps):
                 for tool in rotate(tools, rep):
                     load = os.getloadavg()[0]
                     graph = work / f"handoff{size}.yaml"
-                    if tool == "taskgraph":
-                        runs = work / f"runs-handoff-{size}-{rep}"
-                        took, spans, _ = bench.taskgraph(graph, runs)
+                    if tool in ("taskgraph", "before"):
+                        runs = work / f"runs-handoff-{size}-{tool}-{rep}"
+                        took, spans, _ = bench.taskgraph(graph, runs, roots[tool])
                         shutil.rmtree(runs, ignore_errors=True)
                     elif tool == "ray":
                         took, spans, _ = bench.ray(graph)
@@ -515,13 +520,13 @@ def main() -> None:
                     add(f"{size} MB hand-off: whole run", tool, took)
                     add(f"{size} MB hand-off: last step -> weights held", tool, handoff_seconds(spans))
                     add(f"{size} MB hand-off: peak worker RSS", tool, peak_rss(spans)["worker"])
-                    if tool == "taskgraph":
+                    if tool in ("taskgraph", "before"):
                         add(f"{size} MB hand-off: peak driver RSS", tool, peak_rss(spans)["driver"])
                     extra.setdefault("load", []).append(load)
                     print(f"  handoff {size} MB rep {rep} {tool}: {took:.2f}s, hand-off "
                           f"{fmt(handoff_seconds(spans))} (load {load:.2f})", flush=True)
 
-    tools = ["ray", "taskgraph", "kedro-thread", "kedro-sequential"]
+    tools = ["ray", "taskgraph"] + before + ["kedro-thread", "kedro-sequential"]
     print(f"\n## Medians of {args.reps} interleaved repetitions (whole processes); ratio = tool / plain Ray")
     print(f"{'workload':<44} " + " ".join(f"{t:>22}" for t in tools))
     for row, by_tool in results.items():
@@ -535,17 +540,21 @@ def main() -> None:
         print(f"{row:<44} " + " ".join(f"{c:>22}" for c in cells))
     for shape in ("chain", "fanout"):
         row = results.get(f"100-node {shape} of 1-step nodes")
-        if row and row.get("taskgraph") and row.get("ray"):
-            diff = (median(row["taskgraph"]) - median(row["ray"])) / 100 * 1000
-            print(f"{shape}: taskgraph costs {diff:+.1f} ms a node over plain Ray")
-    if extra.get("partial_trained"):
-        print(f"partial rerun trained {extra['partial_trained']} nodes (expected 10)")
-    if extra.get("dag_rss"):
-        print(f"dag20 peak RSS (MB): {extra['dag_rss']}")
-    if extra.get("phases"):
-        print("\n## taskgraph's cold dag20 run, per phase (median over repetitions; node phases summed over the 20 nodes)")
-        for key in extra["phases"][0]:
-            print(f"  {key:<70} {median([p.get(key) for p in extra['phases']]):7.2f} s")
+        for tool in ["taskgraph"] + before:
+            if row and row.get(tool) and row.get("ray"):
+                diff = (median(row[tool]) - median(row["ray"])) / 100 * 1000
+                print(f"{shape}: {tool} costs {diff:+.1f} ms a node over plain Ray")
+    for tool in ["taskgraph"] + before:
+        if extra.get(f"partial_trained {tool}"):
+            print(f"{tool}: partial rerun trained {extra[f'partial_trained {tool}']} nodes (expected 10)")
+        if extra.get(f"dag_rss {tool}"):
+            print(f"{tool}: dag20 peak RSS (MB): {extra[f'dag_rss {tool}']}")
+    phases = {tool: extra.get(f"phases {tool}") for tool in ["taskgraph"] + before if extra.get(f"phases {tool}")}
+    if phases:
+        print("\n## Cold dag20 run, per phase (median over repetitions; node phases summed over the 20 nodes)")
+        print(f"  {'phase':<70} " + " ".join(f"{t:>10}" for t in phases))
+        for key in next(iter(phases.values()))[0]:
+            print(f"  {key:<70} " + " ".join(f"{median([p.get(key) for p in v]):9.2f}s" for v in phases.values()))
     if extra.get("load"):
         print(f"\nload average (1 min) at each measurement: min {min(extra['load']):.2f}, "
               f"median {median(extra['load']):.2f}, max {max(extra['load']):.2f}")
