@@ -129,11 +129,11 @@ def _discard(refs: list[Any], timeout: float = 10.0) -> None:
             pass
 
 
-def _drain(flight: _Flight, timeout: float = 10.0) -> None:
+def _drain(flight: _Flight, timeout: float = 10.0, deadline: float | None = None) -> None:
     """Read what is left of a failed or cancelled node's stream, so Ray reports nothing about it.
     A state already handed on is real: it is never fetched here."""
     refs = [] if flight.state is None else [flight.state]
-    deadline = time.time() + timeout
+    deadline = deadline if deadline is not None else time.time() + timeout
     while time.time() < deadline:
         ready, _ = ray.wait([flight.stream], timeout=max(0.0, deadline - time.time()), fetch_local=False)
         if not ready:
@@ -157,8 +157,9 @@ def _cancel(pending: dict[Any, _Flight]) -> list[str]:
             ray.cancel(stream, force=True)
         except Exception:  # noqa: BLE001 -- finished in the meantime: nothing to cancel
             pass
+    deadline = time.time() + 10.0  # one wait for all of them, as a Ctrl-C must not hang
     for flight in pending.values():
-        _drain(flight)
+        _drain(flight, deadline=deadline)
     pending.clear()
     return names
 
