@@ -427,7 +427,8 @@ def main() -> None:
 
     kedro_python = args.kedro_python or next(
         (str(p) for p in (ROOT / ".venv-peers/bin/python", Path("/tmp/venv-peers/bin/python")) if p.exists()), None)
-    if kedro_python and subprocess.run([kedro_python, "-c", "import kedro"], capture_output=True).returncode != 0:
+    if kedro_python and (not shutil.which(kedro_python)
+                         or subprocess.run([kedro_python, "-c", "import kedro"], capture_output=True).returncode):
         kedro_python = None
     if not kedro_python:
         print("Kedro: skipped (no environment with kedro: pass --kedro-python or create .venv-peers, see --help)")

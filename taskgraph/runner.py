@@ -325,7 +325,8 @@ def run_graph(
 
             state["ray"] = {"address": session.address or "local", "nodes": len([n for n in ray.nodes() if n["Alive"]])}
             records.update(run_jobs(jobs, observers.node_fn(node_job), keep_going=keep_going, on_update=record_update,
-            on_progress=observers.progress, given=given))
+            on_progress=observers.progress, given=given,
+                                   warm="taskgraph.train.loop"))
         except ExecutionError:
             state["status"] = "error"
             run_dir.write_run(state)

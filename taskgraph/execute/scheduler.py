@@ -9,6 +9,7 @@ copy on one machine). What training or artifacts mean is the caller's business.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import socket
@@ -196,6 +197,7 @@ def run_jobs(
     on_update: Callable[[NodeRecord], None] | None = None,
     given: dict[str, Any] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    warm: str | None = None,
 ) -> dict[str, NodeRecord]:
     """Run every job on the connected Ray, in dependency order; returns a record per node.
 
@@ -204,7 +206,9 @@ def run_jobs(
     skipped; with ``keep_going`` independent branches still finish, else everything stops.
     ``on_progress`` receives, on the driver, the events nodes send with ``progress.report``
     (each with ``node``, ``time`` and ``kind``), plus ``{"kind": "resources", ...}`` whenever
-    the CPUs/GPUs in use change. Without it no progress actor is started.
+    the CPUs/GPUs in use change. Without it no progress actor is started. ``warm``: a module the
+    node function imports (torch's training loop): idle CPU slots import it at the start, so the
+    worker a child lands on while its parent still writes is not a cold one.
     """
     given = dict(given or {})
     by_name = {job.name: job for job in jobs}
@@ -389,6 +393,7 @@ def run_jobs(
             on_progress({"kind": "scale_up", "node": name, "time": time.time(), "text": line})
     try:
         submit_ready()
+        _warm_up(warm, int(totals["CPU"] - in_use["CPU"]), len(waiting))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None,
                                 fetch_local=False)
@@ -434,6 +439,24 @@ def run_jobs(
     if hub is not None:
         drain_progress()
     return records
+
+
+def _import(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except Exception:  # noqa: BLE001 -- only a head start: the node itself reports a broken import
+        pass
+
+
+_remote_import = ray.remote(num_cpus=1, max_retries=0)(_import)
+
+
+def _warm_up(module: str | None, free_cpus: int, nodes_left: int) -> None:
+    """Import ``module`` on as many idle workers as there are free CPUs and nodes still to run
+    (fire and forget). A child that starts while its parent writes its files lands on another
+    worker than its parent's; importing torch there first would cost seconds on its critical path."""
+    for _ in range(min(free_cpus, nodes_left) if module else 0):
+        _remote_import.options(name="taskgraph:warm-up").remote(module)
 
 
 def _error_in(ref: Any) -> BaseException:
