@@ -85,11 +85,10 @@ def _dtype(info: InputInfo) -> torch.dtype:
 
 
 def _example_shape(info: InputInfo) -> tuple[int, ...]:
-    if info.shape is not None:
-        return tuple(info.shape)
-    if info.width is not None:
-        return (info.width,)
-    raise ExportError(f"the run did not record the shape of input '{info.field}'. Retrain the node to export it.")
+    if info.shape is None or info.dtype is None:  # runs before metrics.json recorded the input
+        raise ExportError(f"this run did not record the shape and dtype of input '{info.field}' (it predates "
+                          "that record). Train the node again (`taskgraph run GRAPH --force NODE`) to export it.")
+    return tuple(info.shape)
 
 
 def has_time_axis(shape: tuple[int, ...] | None, dtype: str | None) -> bool:

@@ -104,3 +104,26 @@ def test_export_refuses_bad_input_in_one_line(served_run, tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert "ONNX export needs onnxscript" in err and "pip install 'taskgraph[export]'" in err
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob(".m-*"))
+
+
+def older_run(run: Path, tmp_path: Path, node: str = "up") -> Path:
+    """A copy of the run as taskgraph wrote it before metrics.json recorded the input's shape and dtype
+    (and before manifests)."""
+    import shutil
+
+    copy = tmp_path / "older"
+    shutil.copytree(run, copy)
+    metrics = json.loads((copy / node / "metrics.json").read_text())
+    metrics.pop("input")
+    for name in ("metrics.json", "manifest.json"):
+        (copy / node / name).unlink()
+    (copy / node / "metrics.json").write_text(json.dumps(metrics))
+    return copy
+
+
+def test_a_run_without_the_input_record_is_refused_with_the_fix(served_run, tmp_path, capsys):
+    run = older_run(served_run, tmp_path)
+    assert main(["export", str(run), "--node", "up", "-o", str(tmp_path / "m.pt2")]) == 2
+    err = capsys.readouterr().err
+    assert "did not record the shape and dtype of input 'x'" in err and "--force NODE" in err
+    assert not (tmp_path / "m.pt2").exists()

@@ -76,7 +76,11 @@ def prepare(run_dir: str | os.PathLike[str], nodes: list[str] | None = None, fla
     for node in chosen:
         trained = load_node(run_dir, node, _read=(folder, spec))
         info = trained.input
-        served[node] = NodeInput(info.field, info.shape, info.dtype or "float32",
+        if info.shape is None or info.dtype is None:  # requests could not be checked or typed
+            raise TaskgraphError(f"node '{node}': this run did not record the shape and dtype of its input "
+                                 f"'{info.field}' (it predates that record). Train it again "
+                                 f"(`taskgraph run GRAPH --force {node}`) to serve it.")
+        served[node] = NodeInput(info.field, info.shape, info.dtype,
                                  {h: head.kind for h, head in trained.heads.items()})
     where = folder.path if store.is_remote(folder.path) else os.path.abspath(folder.path)
     return Prepared(str(where), spec.name, served, node_deployments(chosen, spec.serve, flags))

@@ -4,7 +4,8 @@
 against its manifest like every load) and answers batches: ``@serve.batch`` gathers concurrent
 requests for up to ``batch_wait_ms``, at most ``max_batch_size`` examples, and runs them as one
 forward pass. Requests whose examples differ in shape (sentence lengths) run side by side, each
-unpadded, so an answer never depends on what else was in the batch. A joint node answers every
+unpadded, so an answer never depends on what else was in the batch; a request's ``length`` goes
+to the modules that take it (a BiLSTM packs by it), as in training. A joint node answers every
 head; heads that read other heads run after them, inside the node's own forward.
 
 ``GraphRouter`` is the HTTP ingress: it checks the JSON request (``codec``), cuts it into
@@ -65,7 +66,13 @@ class NodeServer:
         results: list[Any] = [None] * len(items)
         for members in groups.values():
             x = torch.from_numpy(np.concatenate([items[i]["x"] for i in members])).to(self.device)
-            outputs = self.trained.outputs(x)
+            lengths = None
+            if any(items[i]["length"] is not None for i in members):  # a request without: every step counts
+                steps = x.shape[1]
+                lengths = torch.from_numpy(np.concatenate([
+                    items[i]["length"] if items[i]["length"] is not None else np.full(len(items[i]["x"]), steps)
+                    for i in members]))
+            outputs = self.trained.outputs(x, lengths)
             start = 0
             for i in members:
                 n, item = len(items[i]["x"]), items[i]

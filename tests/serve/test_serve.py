@@ -18,6 +18,7 @@ import taskgraph
 from taskgraph.cli import main
 from taskgraph.spec.serving import Deployment
 from tests.served_graph import inputs
+from tests.test_export import older_run
 
 
 def _free_port() -> int:
@@ -127,6 +128,7 @@ def test_serve_refuses_bad_command_lines_before_starting(served_run, tmp_path, c
             ([str(tmp_path / "nowhere")], "no such run directory"),
             ([str(served_run), "--nodes", "up,taggr"], "--nodes: the graph 'served' has no node 'taggr'. Did you mean 'tagger'?"),
             ([str(served_run), "--port", str(port)], f"port {port} on 127.0.0.1 is in use"),
+            ([str(older_run(served_run, tmp_path)), "--nodes", "up"], "did not record the shape and dtype of its input"),
         ]
         for args, expected in cases:
             assert main(["serve", *args]) == 2
