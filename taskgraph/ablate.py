@@ -86,7 +86,8 @@ def variant_job(name: str, payload: Any, inputs: dict[str, Any]) -> tuple[Any, d
     from taskgraph.train.loop import train_node
 
     out = train_node(payload, inputs)
-    return {}, {"final": out.metrics["final"], "train_examples": out.metrics.get("train_examples"), "steps": out.steps}
+    return {}, {"final": out.metrics["final"], "train_examples": out.metrics.get("train_examples"), "steps": out.steps,
+                **({"test": out.metrics["test"]} if out.metrics.get("test") else {})}
 
 
 def _variant_request(spec: Graph, up: str, down: str, with_edge: bool, seed: int, fraction: float) -> Any:
@@ -213,9 +214,14 @@ def ablate_graph(
     rows = []
     for name, row in variants:
         record = records[name]
+        test = record.meta.get("test") or {}
         rows.append({**row, "value": record.meta.get("final", {})[row["metric"]], "job": name,
-                     "seconds": (record.ended_at or 0) - (record.started_at or 0)})
-    gains = summarize(rows)
+                     "seconds": (record.ended_at or 0) - (record.started_at or 0),
+                     **({"test_value": test[row["metric"]]} if row["metric"] in test else {})})
+    # Validation values decide nothing here, but the data's test split (when it has one) is the honest
+    # score: its gains are listed apart, as metric "test <name>".
+    gains = summarize(rows) + summarize([{**r, "metric": f"test {r['metric']}", "value": r["test_value"]}
+                                         for r in rows if "test_value" in r])
     upstream = {n: records[n].meta.get("final", {}) for n in trained}
     atomic_write_json(out.path / "ablation.json", {
         "graph": spec.name, "seeds": [spec.seed + i for i in range(seeds)], "fractions": list(fractions),

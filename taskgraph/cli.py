@@ -289,7 +289,7 @@ def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=F
 
     _echo(f"running {spec.name}: {len(the_plan.order)} nodes in {len(the_plan.stages)} stages")
 
-    from taskgraph.report.live import make_view
+    from taskgraph.report.live import make_view, scores
 
     # A live table on a terminal; plain lines in CI and files (progress comes from the workers via Ray).
     view = make_view(spec.name, the_plan, live=sys.stdout.isatty() and not plain, write=_echo)
@@ -301,14 +301,13 @@ def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=F
             tensorboard=tensorboard, mlflow_uri=mlflow, plan=the_plan,
         )
     _echo("")
-    _echo(f"{'node':<16} {'status':<8} {'seconds':>8}  metrics (validation)")
+    _echo(f"{'node':<16} {'status':<8} {'seconds':>8}  metrics (validation | test)")
     for name in the_plan.order:
         if name not in result.records:
             continue  # not selected
         rec = result.records[name]
         took = f"{rec.ended_at - rec.started_at:.1f}" if rec.started_at and rec.ended_at else "-"
-        final = ", ".join(f"{k}={v:.4f}" for k, v in rec.meta.get("final", {}).items())
-        _echo(f"{name:<16} {rec.status:<8} {took:>8}  {final}")
+        _echo(f"{name:<16} {rec.status:<8} {took:>8}  {scores(rec.meta)}")
     _echo(f"\nsee it: taskgraph report {result.run_dir}  (Chrome trace: trace.json"
           + (f"; tensorboard --logdir {result.run_dir})" if tensorboard else ")"))
     _echo(f"wall time {result.wall_seconds:.1f}s; run directory: {result.run_dir}")

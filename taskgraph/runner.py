@@ -87,7 +87,8 @@ def node_job(
              **({"tracking": notes} if notes else {})},
         )
         meta = {"final": out.metrics["final"], "inherited": out.inherited, "device": out.device, "steps": out.steps,
-                "resumed_from_step": out.metrics.get("resumed_from_step")}
+                "resumed_from_step": out.metrics.get("resumed_from_step"),
+                **{k: out.metrics[k] for k in ("test", "selected_epoch") if out.metrics.get(k) is not None}}
         if cache_root is not None:  # published as soon as the node is done: a killed driver loses nothing
             with disk_errors(cache_root):
                 NodeCache(cache_root).store(key, node_dir, {**meta, "node": name, "host": socket.gethostname(),

@@ -180,6 +180,7 @@ class NodeCache:
             return False
         record = (run_dir.read_run().get("nodes") or {}).get(name) or {}
         meta = {k: metrics.get(k) for k in ("final", "inherited", "device", "steps", "resumed_from_step")}
+        meta.update({k: metrics[k] for k in ("test", "selected_epoch") if metrics.get(k) is not None})
         self.store(key, run_dir.node_dir(name), {**meta, "node": name, "host": record.get("host"),
                                                  "trained_at": record.get("ended_at")}, files)
         return self.has(key)

@@ -316,8 +316,24 @@ def _check_fields(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
     return problems
 
 
+def _check_monitor(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
+    """``train.monitor`` must name a validation value the node reports (``loss``, one of its metrics,
+    ``head.metric`` on a joint node); else the node would fail after Ray started."""
+    from taskgraph.spec.models import suggest
+
+    problems: list[tuple[Loc, str]] = []
+    for name in sorted(spec.tasks):
+        task = spec.tasks[name]
+        monitor = task.train.monitor if task.train is not None else None
+        if monitor is not None and monitor not in task.validation_names():
+            problems.append((("tasks", name, "train", "monitor"),
+                             f"node '{name}' reports no validation value '{monitor}'."
+                             f"{suggest(monitor, task.validation_names())}"))
+    return problems
+
+
 #: Checks run in order; each returns (location, message) pairs. Add a check by appending here.
-CHECKS = (_check_cycle, _check_input_widths, _check_fields, _check_shared_modules)
+CHECKS = (_check_cycle, _check_input_widths, _check_fields, _check_shared_modules, _check_monitor)
 
 
 def check_graph(spec: Graph, graph: nx.DiGraph | None = None) -> list[tuple[Loc, str]]:

@@ -88,6 +88,16 @@ def data_fingerprint(config: Any) -> str:
     return _tree_digest(files) if files else "generated"
 
 
+#: Options added after keys were first stored: left out of the key while at their default, so adding
+#: them kept every existing key (a value other than the default is part of the key as usual).
+_TRAIN_DEFAULTS = {"select": "last", "monitor": None, "mode": None, "patience": None}
+_DATA_DEFAULTS = {"test_fraction": 0.0, "test": None, "test_value": None, "official_test": "val", "train_val_fraction": 0.1}
+
+
+def _without_defaults(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if not (k in defaults and v == defaults[k])}
+
+
 def _code_digests(config: Any, where: str) -> dict[str, str]:
     """``{ref: digest of its defining file}`` for every user-code reference in a config dump."""
     return {ref: _file_digest(path) for ref, path in ref_files(config, where).items()}
@@ -103,6 +113,7 @@ def node_keys(spec: Graph, plan: Plan) -> dict[str, str]:
         config = task.model_dump(mode="json", by_alias=True, exclude=set(COSMETIC_FIELDS))
         if isinstance(config.get("train"), dict):  # how often to checkpoint does not change the result
             config["train"].pop("checkpoint_every", None)
+            config["train"] = _without_defaults(config["train"], _TRAIN_DEFAULTS)
         edges = {
             up: spec.tasks[name].depends_on[up].model_dump(mode="json") for up in sorted(task.depends_on)
         }
@@ -110,7 +121,7 @@ def node_keys(spec: Graph, plan: Plan) -> dict[str, str]:
         for source in sorted(set(task.data_sources())):
             if source not in data_digests:
                 data_config = spec.data[source]
-                dumped = data_config.model_dump(mode="json", by_alias=True)
+                dumped = _without_defaults(data_config.model_dump(mode="json", by_alias=True), _DATA_DEFAULTS)
                 data_digests[source] = canonical_digest(
                     {"config": dumped, "content": data_fingerprint(data_config),
                      "code": _code_digests(dumped, f"data.{source}")}

@@ -98,7 +98,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[EdgeGain]:
         seeds = sorted(set(by[True]) & set(by[False]))
         with_v = [by[True][s] for s in seeds]
         without_v = [by[False][s] for s in seeds]
-        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        sign = -1.0 if metric.removeprefix("test ") in LOWER_IS_BETTER else 1.0
         gains = [sign * (a - b) for a, b in zip(with_v, without_v)]
         p, test = paired_test(with_v, without_v)
         out.append(EdgeGain(

@@ -105,14 +105,18 @@ def _cache_cell(status: str, meta: dict[str, Any], keyed: bool) -> str:
 def _node_table(view: RunView) -> str:
     metric_names = sorted({k for m in view.metrics.values() for k in (m.get("final") or {})}
                           | {k for r in view.nodes.values() for k in (r.meta.get("final") or {})})
+    test_names = sorted({k for m in view.metrics.values() for k in (m.get("test") or {})}
+                        | {k for r in view.nodes.values() for k in (r.meta.get("test") or {})})
     head = ["node", "status", "stage", "seconds", "queued", "tries", "host", "worker", "GPU", "device", "steps",
-            *metric_names, "inherits", "cache", "error"]
+            *(f"val {m}" if test_names else m for m in metric_names), *(f"test {m}" for m in test_names),
+            "inherits", "cache", "error"]
     rows = []
     keys = view.run.get("keys") or {}  # cache keys of the nodes, when the run used the result cache
     for name in view.order:
         rec = view.nodes[name]
         meta = rec.meta
         final = meta.get("final") or (view.metrics.get(name) or {}).get("final") or {}
+        test = meta.get("test") or (view.metrics.get(name) or {}).get("test") or {}
         inherited = meta.get("inherited") or (view.metrics.get(name) or {}).get("inherited") or []
         inherits = "<br>".join(
             f"{escape(str(i.get('module')))} ← {escape(str(i.get('from')))} ({escape(str(i.get('mode')))})"
@@ -127,6 +131,7 @@ def _node_table(view: RunView) -> str:
             f"<td>{escape(','.join(rec.gpu_ids) or '–')}</td>", f"<td>{escape(str(meta.get('device') or '–'))}</td>",
             f'<td class="num">{_num(meta.get("steps"))}</td>',
             *(f'<td class="num">{_num(final.get(m))}</td>' for m in metric_names),
+            *(f'<td class="num">{_num(test.get(m))}</td>' for m in test_names),
             f"<td>{inherits}</td>", f"<td>{_cache_cell(rec.status, meta, bool(keys.get(name)))}</td>",
             f"<td>{escape(rec.error or '')}</td>",
         ]

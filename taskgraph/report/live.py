@@ -16,10 +16,20 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from taskgraph.plan.graph import Plan
 
-__all__ = ["NodeProgress", "ProgressState", "LiveView", "PlainView", "make_view"]
+__all__ = ["scores", "NodeProgress", "ProgressState", "LiveView", "PlainView", "make_view"]
 
 _STYLE = {"pending": "dim", "queued": "yellow", "running": "bold blue", "done": "green", "cached": "cyan",
           "failed": "bold red", "skipped": "yellow", "interrupted": "bold magenta"}
+
+
+def scores(meta: dict[str, Any]) -> str:
+    """``loss=0.31, accuracy=0.91 (epoch 7) | test loss=0.35, accuracy=0.90``: validation, then test apart from it."""
+    text = ", ".join(f"{k}={v:.4f}" for k, v in (meta.get("final") or {}).items())
+    if meta.get("selected_epoch") is not None:
+        text += f" (epoch {meta['selected_epoch']})"
+    if meta.get("test"):
+        text += " | test " + ", ".join(f"{k}={v:.4f}" for k, v in meta["test"].items())
+    return text
 
 
 @dataclass
@@ -177,14 +187,14 @@ class PlainView:
     def on_update(self, record: Any) -> None:
         self.state.on_update(record)
         if record.status == "done":
-            final = ", ".join(f"{k}={v:.4f}" for k, v in (record.meta.get("final") or {}).items())
+            final = scores(record.meta)
             took = (record.ended_at or 0) - (record.started_at or 0)
             tries = len(getattr(record, "attempts", None) or ())
             again = f" (try {tries}: Ray ran it again after its worker died)" if tries > 1 else ""
             self._write(f"  done     {record.name} in {took:.1f}s on {record.host} "
                         f"({record.meta.get('device')}){again}: {final}")
         elif record.status == "cached":
-            final = ", ".join(f"{k}={v:.4f}" for k, v in (record.meta.get("final") or {}).items())
+            final = scores(record.meta)
             self._write(f"  cached   {record.name}: {final}")
         elif record.status in ("failed", "skipped"):
             self._write(f"  {record.status:<8} {record.name}: {record.error}")

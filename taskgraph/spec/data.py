@@ -52,6 +52,9 @@ def repo_path(path: str) -> Path:
 
 class _DataBase(Frozen):
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of examples held out for validation.")
+    test_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Share of examples held out as a test split, scored once with the "
+        "weights a node keeps (loaders that split by fraction; 0: no test split).")
 
     @property
     def feature_dim(self) -> int | None:
@@ -99,6 +102,7 @@ class CustomData(Open):
 
     loader: str = Field(pattern=CUSTOM_PATTERN)
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Test share when the loader returns one dict.")
     reads_files: tuple[str, ...] = Field(
         (), description="More files or folders the loader reads: hashed into the cache key, not passed to the loader."
     )
@@ -207,6 +211,9 @@ class MnistData(_RealDataBase):
     loader: Literal["mnist"]
     max_train: int | None = Field(None, ge=1)
     max_val: int | None = Field(None, ge=1)
+    official_test: Literal["val", "test"] = Field(
+        "val", description="The 10,000 test images as the validation split (val) or as a test split scored once "
+        "with the kept weights (test; validation is then `val_fraction` of the training images).")
 
     @property
     def feature_dim(self) -> int | None:
@@ -286,6 +293,13 @@ class Conll2000Data(TokenOptions):
         "(default: the data search path, as the other example data sets: $TASKGRAPH_DATA/conll2000, else the "
         "folder `taskgraph data fetch` fills, else ../shared/data/conll2000).",
     )
+    official_test: Literal["val", "test"] = Field(
+        "val", description="The official test file as the validation split (val, as published results use it) or "
+        "as a test split scored once with the kept weights (test; validation is then `train_val_fraction` of "
+        "train.txt).")
+    train_val_fraction: float = Field(
+        0.1, gt=0.0, lt=1.0, description="With official_test: test, the share of train.txt's sentences held out "
+        "for validation (seeded).")
 
     @property
     def feature_dim(self) -> int | None:

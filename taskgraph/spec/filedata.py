@@ -54,6 +54,8 @@ class _FilesBase(_DataBase):
     path: str | None = Field(None, description="One file with every row; split by a split column or `val_fraction`.")
     train: str | None = Field(None, description="The training file (with `val`: splits from separate files).")
     val: str | None = Field(None, description="The validation file.")
+    test: str | None = Field(None, description="A test file: scored once with the weights a node keeps, reported "
+                             "apart from validation (with `path` or `train`/`val`).")
     seed: int = Field(0, description="Seed of the `val_fraction` split (the same rows on every machine).")
 
     @model_validator(mode="after")
@@ -77,7 +79,8 @@ class _FilesBase(_DataBase):
 
     def files(self) -> dict[str, str]:
         """``{option: path}`` of the files named: the loaders read these, errors name the option."""
-        return {k: v for k, v in (("path", self.path), ("train", self.train), ("val", self.val)) if v is not None}
+        return {k: v for k, v in (("path", self.path), ("train", self.train), ("val", self.val), ("test", self.test))
+                if v is not None}
 
     def reads(self) -> tuple[Path, ...]:
         return tuple(user_path(p) for p in self.files().values())
@@ -137,6 +140,7 @@ class TableData(_FilesBase):
     split_column: str | None = Field(None, description="Column saying each row's split (with `path`).")
     train_value: str = Field("train", description="split_column value of training rows.")
     val_value: str = Field("val", description="split_column value of validation rows; rows with other values are dropped.")
+    test_value: str | None = Field(None, description="split_column value of test rows (default: no test split).")
     input_field: str = Field("x", description="Name of the feature field.")
     na_values: tuple[str, ...] = Field((), description="More values that mean missing (`?`); empty cells always do.")
 
@@ -145,7 +149,7 @@ class TableData(_FilesBase):
     def _label_mapping(cls, value: Any) -> Any:
         return _named(value, "kind")
 
-    @field_validator("train_value", "val_value", mode="before")
+    @field_validator("train_value", "val_value", "test_value", mode="before")
     @classmethod
     def _split_value_as_text(cls, value: Any) -> Any:
         return _as_text(value)  # `val_value: 1` for a 0/1 split column

@@ -118,6 +118,19 @@ class TrainConfig(Frozen):
     checkpoint_every: int | None = Field(
         None, ge=1, description="Save a checkpoint every N steps; a retried or resumed node continues from it."
     )
+    select: Literal["last", "best"] = Field(
+        "last", description="Keep the last epoch's weights, or the best epoch's by `monitor` on the validation split."
+    )
+    monitor: str | None = Field(
+        None, description="Validation metric that picks the best epoch and drives `patience`: `loss` (default; a "
+        "joint node's summed head losses), a metric of the task (`accuracy`), or `head.metric` on a joint node.",
+    )
+    mode: Literal["min", "max"] | None = Field(
+        None, description="Whether lower or higher `monitor` is better (default: min for loss, mse and mae, else max)."
+    )
+    patience: int | None = Field(
+        None, ge=1, description="Stop after this many epochs without a better `monitor` (early stopping)."
+    )
 
 
 class Dependency(Frozen):
@@ -172,6 +185,10 @@ class Task(Frozen):
     def data_sources(self) -> tuple[str, ...]:
         """The data source the node reads (a joint node may read several)."""
         return (self.data,)
+
+    def validation_names(self) -> list[str]:
+        """The validation values the node reports each epoch: what ``train.monitor`` may name."""
+        return ["loss", *(m for m in self.metrics if m != "loss")]
 
 
 def _check_metrics(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -293,6 +310,13 @@ class MultiTaskNode(Frozen):
         mixed = {} if self.mixture is None else {
             p.name: p.config for p in mixture_parts(self.mixture, mixture_tasks(self.mixture, self.heads))}
         return {**self.modules, **mixed, **{name: head.module for name, head in self.heads.items()}}
+
+    def validation_names(self) -> list[str]:
+        """``loss`` (the heads' summed losses), then ``head.loss`` and ``head.metric`` of every head."""
+        names = ["loss"]
+        for name, head in self.heads.items():
+            names += [f"{name}.loss", *(f"{name}.{m}" for m in head.metrics if m != "loss")]
+        return names
 
     def data_sources(self) -> tuple[str, ...]:
         """Every data source the node reads, its own first."""

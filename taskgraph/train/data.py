@@ -26,17 +26,33 @@ Split = dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class Splits:
-    """Train and validation examples of one data source."""
+    """Train and validation examples of one data source, and test examples where the source has them.
+
+    ``test`` is scored once, with the weights the node keeps (``train.select``), and reported apart
+    from validation: validation chooses (epochs, models), test only measures.
+    """
 
     train: Split
     val: Split
+    test: Split | None = None
 
     def __post_init__(self) -> None:
-        for name, split in (("train", self.train), ("val", self.val)):
-            check_lengths(split, f"data split '{name}'")
+        for name, split in (("train", self.train), ("val", self.val), ("test", self.test)):
+            if split is not None:
+                check_lengths(split, f"data split '{name}'")
+
+    def split(self, name: str, where: str) -> Split:
+        """One split by name; asking for ``test`` of a source without one is an error saying how to add it."""
+        found = getattr(self, name, None) if name in ("train", "val", "test") else None
+        if found is None:
+            raise TrainError(f"{where}: the data has no '{name}' split. Splits: "
+                             f"{', '.join(s for s in ('train', 'val', 'test') if getattr(self, s) is not None)}"
+                             + (" (a generic loader takes `test: FILE`, or `test_value` with a split column; "
+                                "a user loader returns a 'test' split)." if name == "test" else "."))
+        return found
 
     def field(self, split: str, name: str, where: str) -> torch.Tensor:
-        fields = getattr(self, split)
+        fields = self.split(split, where)
         if name not in fields:
             raise TrainError(f"{where}: the data has no field '{name}'. Fields: {', '.join(sorted(fields))}.")
         return fields[name]
@@ -46,15 +62,18 @@ Loader = Callable[[Any], Splits]
 LOADERS: Registry[Loader] = Registry("data loader")
 
 
-def split_by_fraction(fields: Split, val_fraction: float, seed: int) -> Splits:
-    """A seeded random train/val split, the same on every machine."""
+def split_by_fraction(fields: Split, val_fraction: float, seed: int, test_fraction: float = 0.0) -> Splits:
+    """A seeded random train/val(/test) split, the same on every machine. Validation takes the first
+    rows of the permutation and test the next, so ``test_fraction: 0`` splits exactly as before."""
     n = len(next(iter(fields.values())))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = max(1, int(round(n * val_fraction)))
-    val_idx, train_idx = order[:n_val], order[n_val:]
+    n_test = int(round(n * test_fraction)) if test_fraction > 0 else 0
+    val_idx, test_idx, train_idx = order[:n_val], order[n_val : n_val + n_test], order[n_val + n_test :]
     return Splits(
         train={k: v[train_idx] for k, v in fields.items()},
         val={k: v[val_idx] for k, v in fields.items()},
+        test={k: v[test_idx] for k, v in fields.items()} if n_test else None,
     )
 
 
@@ -79,7 +98,7 @@ def synthetic_shapes(config: SyntheticShapesData) -> Splits:
         "parity": (label % 2).float(),
         "coarse": (label < config.classes // 2).float(),
     }
-    return split_by_fraction(fields, config.val_fraction, config.seed)
+    return split_by_fraction(fields, config.val_fraction, config.seed, config.test_fraction)
 
 
 def load_data(config: Any, cache: str | None = None) -> Splits:
@@ -113,11 +132,12 @@ def _call_loader(config: Any) -> Splits:
     where = f"loader '{config.loader}'"
     if isinstance(result, dict) and {"train", "val"} <= set(result):
         return Splits(train=_fields(result["train"], f"{where}, split 'train'"),
-                      val=_fields(result["val"], f"{where}, split 'val'"))
+                      val=_fields(result["val"], f"{where}, split 'val'"),
+                      test=_fields(result["test"], f"{where}, split 'test'") if result.get("test") is not None else None)
     if isinstance(result, dict):
         fields = _fields(result, where)
         check_lengths(fields, where)  # before splitting: indexing a short field fails in torch's words
-        return split_by_fraction(fields, config.val_fraction, 0)
+        return split_by_fraction(fields, config.val_fraction, 0, config.test_fraction)
     raise TrainError(f"loader '{config.loader}' must return Splits or a dict of tensors, got {type(result).__name__}.")
 
 

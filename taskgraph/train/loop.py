@@ -25,6 +25,7 @@ from taskgraph.train.metrics import compute_metric
 from taskgraph.train.model import NodeModel, digest, module_state, state_to_numpy
 from taskgraph.train.predict import input_record
 from taskgraph.train.request import Inheritance, NodeRequest, node_seed
+from taskgraph.train.selection import Selection
 from taskgraph.train.shapes import check_input, first_batch_error
 
 __all__ = ["Inheritance", "NodeRequest", "NodeOutput", "train_node", "pick_device", "node_seed"]
@@ -148,6 +149,17 @@ def final_metrics(history: list[dict[str, Any]], node: str) -> dict[str, float]:
     return final
 
 
+def test_metrics(splits: Splits, score: Callable[[dict[str, torch.Tensor]], dict[str, float]],
+                 fields: tuple[str, ...], where: str) -> dict[str, Any]:
+    """``{"test": metrics, "test_examples": n}`` scored once with the kept weights, or ``{}`` when the
+    data has no test split."""
+    if splits.test is None:
+        return {}
+    for key in fields:
+        splits.field("test", key, where)
+    return {"test": score(splits.test), "test_examples": len(next(iter(splits.test.values())))}
+
+
 @torch.no_grad()
 def evaluate(model: NodeModel, task: Task, x: torch.Tensor, y: torch.Tensor, batch_size: int,
              lengths: torch.Tensor | None = None) -> dict[str, float]:
@@ -224,6 +236,7 @@ def train_node(
     checkpoints = Checkpointer(request.checkpoint_dir, cfg.checkpoint_every, request.name)
     on_cpu = device.type == "cpu"
     loss_fn = loss_function(task.loss)
+    selection = Selection(task, request.name)
     where_loss = f"task loss {task.loss.type} on '{task.loss.target}'"
 
     def not_finite(value: float, epoch: int, at: str) -> TrainError:
@@ -239,6 +252,7 @@ def train_node(
     if resumed is not None:
         start_epoch, skip_batches, steps = resumed["epoch"], resumed["batch"], resumed["step"]
         history, batches = resumed["history"], resumed["batches"]
+        selection.restore(resumed.get("selection"))
         total = resumed["total"] if on_cpu else torch.tensor(resumed["total"], device=device)
     for epoch in range(start_epoch, cfg.epochs + 1):
         model.train()
@@ -296,7 +310,7 @@ def train_node(
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "epoch_generator": epoch_generator, "torch_rng": torch.get_rng_state(),
                     "epoch": epoch, "batch": batch + 1, "step": steps, "history": history,
-                    "batches": batches, "total": float(total),
+                    "batches": batches, "total": float(total), "selection": selection.checkpoint(),
                 })
         if not on_cpu and not math.isfinite(float(total)):  # the steps since the last periodic check
             raise not_finite(float(total), epoch, f"a step after step {steps - steps % FINITE_CHECK_EVERY}")
@@ -307,10 +321,15 @@ def train_node(
         if report:
             report({"kind": "epoch", "node": request.name, "epoch": epoch, "epochs": cfg.epochs,
                     "total_steps": total_steps, **row})
+        if selection.update(row, model):
+            break
 
-    final = final_metrics(history, request.name)
+    final = final_metrics(selection.finish(model, history), request.name)
+    test = test_metrics(splits, lambda split: evaluate(
+        model, task, split[task.input].to(device), split[task.loss.target].to(device), max(cfg.batch_size, 1024),
+        split["length"].to(device) if "length" in split else None), (task.input, task.loss.target), where)
     metrics = {"final": final, "history": history, "train_examples": n, "val_examples": len(x_val),
-               "input": input_record(task.input, x_train),
+               "input": input_record(task.input, x_train), **selection.summary(), **test,
                "resumed_from_step": resumed["step"] if resumed else None,
                **({"checkpoint_discarded": checkpoints.discarded} if checkpoints.discarded else {})}
     return NodeOutput(state_to_numpy(model), metrics, inherited, str(device), steps)

@@ -28,6 +28,7 @@ from taskgraph.train.model import NodeModel, apply_module, state_to_numpy, takes
 from taskgraph.train.mixture import Mixture
 from taskgraph.train.modules import build_module, reverse_gradient
 from taskgraph.train.predict import input_record
+from taskgraph.train.selection import Selection
 from taskgraph.train.shapes import check_input
 from taskgraph.train.weighting import Step, build_weighting
 
@@ -208,6 +209,9 @@ class _Joint:
         model.eval()
         result: dict[str, float] = {}
         for source, heads in self.heads_of.items():
+            if source not in val:  # a test split that only some sources have
+                continue
+
             def forward(batch: Split, heads: list[str] = heads) -> dict[str, torch.Tensor]:
                 length = batch.get("length")
                 outs, got = model.run_trunk(batch[node.input], length), {}
@@ -233,20 +237,26 @@ class _Joint:
         return result
 
 
-def _load_sources(request: NodeRequest, node: MultiTaskNode, where: str) -> tuple[dict[str, Split], dict[str, Split]]:
+def _load_sources(request: NodeRequest, node: MultiTaskNode,
+                  where: str) -> tuple[dict[str, Split], dict[str, Split], dict[str, Split]]:
+    """Train, validation and (for the sources that have one) test splits, by source."""
     configs = dict(request.sources) or {node.data: request.data}
-    train, val = {}, {}
+    train, val, test = {}, {}, {}
     for source in node.data_sources():
         if source not in configs:
             raise TrainError(f"{where}: data source '{source}' was not handed to this node. This is a bug.")
         splits = load_data(configs[source], request.data_cache)
         train[source] = subsample(splits.train, node.train.label_fraction, request.seed)
         val[source] = splits.val
+        if splits.test is not None:
+            test[source] = splits.test
         needed = [node.input] + [h.loss.target for h in node.heads.values() if (h.data or node.data) == source
                                  and not reads_module(node, h)]
         for key in needed:
             splits.field("train", key, where), splits.field("val", key, where)
-    return train, val
+            if splits.test is not None:
+                splits.field("test", key, where)
+    return train, val, test
 
 
 def _first_modules(node: MultiTaskNode) -> dict[str, Any]:
@@ -283,7 +293,7 @@ def train_joint_node(
     assert isinstance(node, MultiTaskNode)
     device = device or pick_device(node.resources.gpus if node.resources else 0.0)
     torch.manual_seed(request.seed)
-    train, val = _load_sources(request, node, where)
+    train, val, test = _load_sources(request, node, where)
     first = train[node.data][node.input]
     for source, split in train.items():  # the user-data boundary in words (train.shapes)
         check_input(where, request.name, node.input, split[node.input], None, None, _first_modules(node),
@@ -320,6 +330,7 @@ def train_joint_node(
     steps, unlabelled, history, step_seconds = 0, 0, [], 0.0
     total_steps, next_report = cfg.epochs * steps_per_epoch, 0.0
     k = len(node.heads)
+    selection = Selection(node, request.name)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         for name in frozen:
@@ -369,10 +380,17 @@ def train_joint_node(
         if report:
             report({"kind": "epoch", "node": request.name, "epoch": epoch, "epochs": cfg.epochs,
                     "total_steps": total_steps, **row})
+        if selection.update(row, model):
+            break
 
-    final = final_metrics(history, request.name)
+    final = final_metrics(selection.finish(model, history), request.name)
+    scored = {}
+    if test:  # once, with the kept weights
+        scored = {"test": joint.evaluate({s: {f: v.to(device) for f, v in split.items()} for s, split in test.items()},
+                                         max(cfg.batch_size, 256)),
+                  "test_examples": {s: len(v[node.input]) for s, v in test.items()}}
     metrics = {"final": final, "history": history, "weighting": node.weighting.method,
-               "input": input_record(node.input, first),
+               "input": input_record(node.input, first), **selection.summary(), **scored,
                "seconds_per_step": step_seconds / max(steps, 1), "unlabelled_steps": unlabelled,
                "weighting_state": method.summary(),
                "train_examples": dict(zip(sources, sizes)),

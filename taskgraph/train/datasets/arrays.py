@@ -92,14 +92,22 @@ def load_arrays(config: ArraysData) -> Splits:
     """Named arrays as fields; ``train``/``val`` files, or one source split by ``val_fraction``."""
     if config.npy:
         fields = {name: _tensor(_npy(open_file(file, "arrays", f"npy.{name}")), file) for name, file in config.npy}
-        return split_by_fraction(_checked(fields, config, "npy"), config.val_fraction, config.seed)
+        return split_by_fraction(_checked(fields, config, "npy"), config.val_fraction, config.seed, config.test_fraction)
     files = config.files()
     read = {opt: _checked(read_arrays(open_file(p, "arrays", opt)), config, p) for opt, p in files.items()}
-    if "val" in read:
+    if "val" in read:  # test, when given, is checked below
         missing = sorted(set(read["train"]) - set(read["val"]))
         if missing:
             raise TrainError(f"{files['val']}: no array '{missing[0]}', which {files['train']} has. "
                              f"Arrays: {', '.join(sorted(read['val']))}.")
-        return Splits(train=read["train"], val={k: read["val"][k] for k in read["train"]})
-    one = read.get("path") or read["train"]
-    return split_by_fraction(one, config.val_fraction, config.seed)
+        splits = Splits(train=read["train"], val={k: read["val"][k] for k in read["train"]})
+    else:
+        splits = split_by_fraction(read.get("path") or read["train"], config.val_fraction, config.seed,
+                                   config.test_fraction)
+    if "test" not in read:
+        return splits
+    missing = sorted(set(splits.train) - set(read["test"]))
+    if missing:
+        raise TrainError(f"{files['test']}: no array '{missing[0]}', which the training arrays have. "
+                         f"Arrays: {', '.join(sorted(read['test']))}.")
+    return Splits(train=splits.train, val=splits.val, test={k: read["test"][k] for k in splits.train})

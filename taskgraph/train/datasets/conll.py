@@ -99,9 +99,11 @@ class _Tags:
         return to_iob2(tags, self.where) if self.spec.span or self.spec.iob2 else tags
 
     def encode(self, sentence: Sentence) -> list[int]:
+        # A tag only the test file has (the ids come from training and validation) is a missing label.
         if not self.spec.span:
-            return [self.ids[t] for t in self.tags(sentence)]
-        return [0 if t == "O" else 2 * self.types[t[2:]] + (1 if t[0] == "B" else 2) for t in self.tags(sentence)]
+            return [self.ids.get(t, -100) for t in self.tags(sentence)]
+        return [0 if t == "O" else (2 * self.types[t[2:]] + (1 if t[0] == "B" else 2)) if t[2:] in self.types else -100
+                for t in self.tags(sentence)]
 
 
 class _Words:
@@ -178,7 +180,7 @@ def load_conll(config: ConllData) -> Splits:
         train_idx, val_idx = fraction_indices(len(everything), config.val_fraction, config.seed)
         train_all = tuple(everything[i] for i in train_idx.tolist())
         val_all = tuple(everything[i] for i in val_idx.tolist())
-    where = ", ".join(files.values())
+    where = ", ".join(v for k, v in files.items() if k != "test")
     tags = {c.field: _Tags(c, c.column, [train_all, val_all], f"{where}: labels.{c.field}") for c in config.labels}
     train = train_all[: config.max_sentences] if config.max_sentences else train_all
     val = val_all[: config.max_val_sentences] if config.max_val_sentences else val_all
@@ -186,4 +188,5 @@ def load_conll(config: ConllData) -> Splits:
     inputs = {c.field: (c.column, id_table((row[c.column] for s in train for row in s), 1 << 62))
               for c in config.inputs}
     return Splits(train=_tensors(train, words, tags, inputs, training=True),
-                  val=_tensors(val, words, tags, inputs, training=False))
+                  val=_tensors(val, words, tags, inputs, training=False),
+                  test=_tensors(read["test"], words, tags, inputs, training=False) if "test" in read else None)

@@ -54,12 +54,16 @@ def as_conll(config: Conll2000Data) -> ConllData:
     """The generic loader's config that reads CoNLL-2000: train.txt, test.txt, POS in column 1 and
     IOB chunks in column 2 (span_f1's encoding)."""
     root = resolve_root(config.root)
-    return ConllData(loader="conll", train=str(_require(root / "train.txt")), val=str(_require(root / "test.txt")),
+    train = str(_require(root / "train.txt"))
+    test = str(_require(root / "test.txt"))
+    files = {"val": test} if config.official_test == "val" else {"test": test, "val_fraction": config.train_val_fraction}
+    return ConllData(loader="conll", train=train, **files,
                      labels=({"field": "pos", "column": 1}, {"field": "chunk", "column": 2, "span": True}),
                      **{name: getattr(config, name) for name in _SHARED})
 
 
 @LOADERS.register("conll2000")
 def load_conll2000(config: Conll2000Data) -> Splits:
-    """Train on train.txt (first ``max_sentences``), validate on test.txt (first ``max_val_sentences``)."""
+    """Train on train.txt (first ``max_sentences``), validate on test.txt (first ``max_val_sentences``), or
+    with ``official_test: test`` validate on a share of train.txt and score test.txt once."""
     return load_conll(as_conll(config))

@@ -11,6 +11,7 @@ import torch
 
 from taskgraph.errors import TrainError
 from taskgraph.spec.data import MnistData
+from taskgraph.train.datasets.files import fraction_indices
 from taskgraph.train.data import LOADERS, Splits
 from taskgraph.train.datasets.paths import data_root, require
 
@@ -50,5 +51,10 @@ def _fields(x: torch.Tensor, y: torch.Tensor, limit: int | None) -> dict[str, to
 @LOADERS.register("mnist")
 def mnist(config: MnistData) -> Splits:
     train_x, train_y = read_mnist(config.root or "", "train")
-    val_x, val_y = read_mnist(config.root or "", "t10k")
-    return Splits(train=_fields(train_x, train_y, config.max_train), val=_fields(val_x, val_y, config.max_val))
+    test_x, test_y = read_mnist(config.root or "", "t10k")
+    if config.official_test == "val":
+        return Splits(train=_fields(train_x, train_y, config.max_train), val=_fields(test_x, test_y, config.max_val))
+    train_idx, val_idx = fraction_indices(len(train_x), config.val_fraction, 0)
+    return Splits(train=_fields(train_x[train_idx], train_y[train_idx], config.max_train),
+                  val=_fields(train_x[val_idx], train_y[val_idx], config.max_val),
+                  test=_fields(test_x, test_y, None))

@@ -66,18 +66,26 @@ def _sorted_vocab(values: set[str]) -> list[str]:
 
 
 class _Frames:
-    """The training and validation rows, and which file each came from (for errors)."""
+    """The training, validation (and test) rows, and which file each came from (for errors)."""
 
     def __init__(self, config: TableData):
         self.config = config
         files = config.files()
         read = {opt: read_table(open_file(p, "table", opt), config.format, config.na_values) for opt, p in files.items()}
         first = files.get("path") or files["train"]
-        self.where = {"train": first, "val": files.get("val", first)}
+        self.where = {"train": first, "val": files.get("val", first), "test": files.get("test", first)}
+        self.test: pd.DataFrame | None = read.get("test")
         if "val" in read:
             self.train, self.val = read["train"], read["val"]
         else:
             self.train, self.val = self._split_one(read.get("path", read.get("train")), first)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return ("train", "val") + (("test",) if self.test is not None else ())
+
+    def frame(self, split: str) -> pd.DataFrame:
+        return {"train": self.train, "val": self.val, "test": self.test}[split]
 
     def _split_one(self, frame: pd.DataFrame, where: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         cfg = self.config
@@ -87,7 +95,10 @@ class _Frames:
             raise unknown("column", cfg.split_column, list(map(str, frame.columns)), f"{where}: split_column")
         split = _keys(frame[cfg.split_column])
         train, val = frame[split == cfg.train_value], frame[split == cfg.val_value]
-        for name, rows, value in (("train", train, cfg.train_value), ("val", val, cfg.val_value)):
+        if cfg.test_value is not None:
+            self.test = frame[split == cfg.test_value]
+        for name, rows, value in (("train", train, cfg.train_value), ("val", val, cfg.val_value),
+                                  *((("test", self.test, cfg.test_value),) if cfg.test_value is not None else ())):
             if rows.empty:
                 seen = ", ".join(sorted({str(v) for v in split.dropna().unique()})[:20])
                 raise TrainError(f"{where}: no row has {cfg.split_column} == '{value}' ({name} rows). Values seen: "
@@ -101,7 +112,7 @@ class _Frames:
         return frame.iloc[train_idx.numpy()], frame.iloc[val_idx.numpy()]
 
     def column(self, split: str, name: str, option: str) -> pd.Series:
-        frame = self.train if split == "train" else self.val
+        frame = self.frame(split)
         if name not in frame.columns:
             raise unknown("column", name, list(map(str, frame.columns)), f"{self.where[split]}: {option}")
         return frame[name]
@@ -135,24 +146,26 @@ def _feature_columns(config: TableData, frames: _Frames) -> tuple[list[str], lis
     return [c for c in features if c not in categorical], categorical
 
 
-def _numeric(frames: _Frames, columns: list[str], standardize: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Numeric features, standardised with the training mean/std; a missing value becomes the mean."""
+def _numeric(frames: _Frames, columns: list[str], standardize: bool) -> dict[str, np.ndarray]:
+    """Numeric features per split, standardised with the training mean/std; a missing value becomes the mean."""
     if not columns:
-        return np.zeros((len(frames.train), 0)), np.zeros((len(frames.val), 0))
-    for column in columns:
-        frames.column("val", column, "features")
-    train = frames.train[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-    val = frames.val[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+        return {split: np.zeros((len(frames.frame(split)), 0)) for split in frames.splits}
+    for split in frames.splits[1:]:
+        for column in columns:
+            frames.column(split, column, "features")
+    values_of = {split: frames.frame(split)[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+                 for split in frames.splits}
+    train = values_of["train"]
     with np.errstate(all="ignore"):
         mean = np.nan_to_num(np.nanmean(train, axis=0)) if len(train) else np.zeros(len(columns))
         std = np.nanstd(train, axis=0) if standardize else np.ones(len(columns))
     std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
     centre = mean if standardize else np.zeros(len(columns))
-    out = []
-    for values in (train, val):
+    out = {}
+    for split, values in values_of.items():
         values = np.where(np.isnan(values), mean, values)
-        out.append((values - centre) / std)
-    return out[0], out[1]
+        out[split] = (values - centre) / std
+    return out
 
 
 def _categories(frames: _Frames, column: str) -> dict[str, int]:
@@ -190,9 +203,9 @@ def load_table(config: TableData) -> Splits:
     """Features into ``x`` (or id fields), labels into their fields, with training-only statistics."""
     frames = _Frames(config)
     numeric, categorical = _feature_columns(config, frames)
-    x_train, x_val = _numeric(frames, numeric, config.standardize)
-    out: dict[str, dict[str, torch.Tensor]] = {"train": {}, "val": {}}
-    blocks: dict[str, list[np.ndarray]] = {"train": [x_train], "val": [x_val]}
+    numbers = _numeric(frames, numeric, config.standardize)
+    out: dict[str, dict[str, torch.Tensor]] = {split: {} for split in frames.splits}
+    blocks: dict[str, list[np.ndarray]] = {split: [numbers[split]] for split in frames.splits}
     taken = {label.field for label in config.labels} | {config.input_field, "weight"}
     for column in categorical:
         vocab = _categories(frames, column)
@@ -200,7 +213,7 @@ def load_table(config: TableData) -> Splits:
             raise TrainError(f"{frames.where['train']}: column '{column}' has {len(vocab)} categories in training, "
                              f"more than max_onehot ({config.max_onehot}) one-hot columns. Is it an id or free text? "
                              "Leave it out of `features`, use `encoding: ids` (an embedding), or raise `max_onehot`.")
-        for split in ("train", "val"):
+        for split in frames.splits:
             ids = _keys(frames.column(split, column, "features")).map(lambda k: 0 if pd.isna(k) else vocab.get(k, 0)).to_numpy(np.int64)
             if config.encoding == "ids":
                 if column in taken:
@@ -209,7 +222,7 @@ def load_table(config: TableData) -> Splits:
                 out[split][column] = torch.tensor(ids)
             else:
                 blocks[split].append(np.eye(len(vocab) + 1)[ids][:, 1:])  # unknown/missing: all zeros
-    for split in ("train", "val"):
+    for split in frames.splits:
         x = np.concatenate(blocks[split], axis=1)
         if x.shape[1]:
             out[split][config.input_field] = torch.tensor(x, dtype=torch.float32)
@@ -221,4 +234,4 @@ def load_table(config: TableData) -> Splits:
                 raise TrainError(f"{frames.where[split]}: column '{config.weights}' (weights) has "
                                  f"{int(weight.isna().sum())} missing or non-numeric values.")
             out[split]["weight"] = torch.tensor(weight.to_numpy(np.float64), dtype=torch.float32)
-    return Splits(train=out["train"], val=out["val"])
+    return Splits(train=out["train"], val=out["val"], test=out.get("test"))
