@@ -240,6 +240,98 @@ def report(
     _echo(f"wrote {written}")
 
 
+RunArg = Annotated[Path, typer.Argument(help="A run folder printed by `taskgraph run`.", show_default=False)]
+DataOpt = Annotated[
+    Optional[str],
+    typer.Option("--data", help="A data source of the graph, or a file for the node's table/conll/arrays loader "
+                 "(read as its test split)."),
+]
+SplitOpt = Annotated[
+    Optional[str], typer.Option("--split", help="train, val or test (default: val; test for a --data file).")
+]
+DataSetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Change the run's data: --set data.NAME.OPTION=VALUE (repeatable)."),
+]
+
+
+def _check_split(split: str | None) -> None:
+    from taskgraph.apply import SPLITS
+
+    if split is not None and split not in SPLITS:
+        raise TaskgraphError(f"--split {split}: not a split. Use one of {', '.join(SPLITS)}.")
+
+
+def _check_sets(set_: list[str] | None) -> tuple[str, ...]:
+    """Only data may change: a changed task would not be the model that was trained."""
+    for item in set_ or []:
+        if not item.startswith("data."):
+            raise TaskgraphError(f"--set {item}: only data.NAME.OPTION=VALUE may change here (the nodes are what was "
+                                 "trained). To change a task, run the graph again.")
+    return tuple(set_ or ())
+
+
+@app.command()
+def evaluate(
+    run_folder: RunArg,
+    node: Annotated[Optional[list[str]], typer.Option("--node", "-n", help="Only this node (repeatable).")] = None,
+    data: DataOpt = None,
+    set_: DataSetOpt = None,
+    split: SplitOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Metrics of trained nodes on a split of their data, or on other data, without training.
+
+    On the split the run validated on (the default) the numbers equal the run's own.
+    """
+    from taskgraph.apply import evaluate_run
+
+    _check_split(split)
+    scores = evaluate_run(run_folder, node, data, _check_sets(set_), split)
+    if as_json:
+        _echo(json.dumps({s.node: {"split": s.split, "data": s.data, "examples": s.examples, "metrics": s.metrics}
+                          for s in scores}, indent=2))
+        return
+    _echo(f"{'node':<16} {'split':<6} {'examples':>8}  metrics")
+    for s in scores:
+        _echo(f"{s.node:<16} {s.split:<6} {s.examples:>8}  " + ", ".join(f"{k}={v:.4f}" for k, v in s.metrics.items()))
+
+
+@app.command()
+def predict(
+    run_folder: RunArg,
+    node: Annotated[str, typer.Option("--node", "-n", help="The node whose answers to write.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="preds.parquet, preds.jsonl or preds.npz.")],
+    data: DataOpt = None,
+    set_: DataSetOpt = None,
+    split: SplitOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Examples per batch.")] = 1024,
+    plain: PlainOpt = False,
+) -> None:
+    """Answers of a trained node for every example of a split: class and probabilities, probability or
+    value per head (sequence answers per token), in the data's order."""
+    from taskgraph.apply import OUTPUT_SUFFIXES, predict_node, write_predictions
+
+    _check_split(split)
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise TaskgraphError(f"-o {output}: write .parquet, .jsonl or .npz (the format follows the suffix).")
+    _check_writable(output.parent if str(output.parent) else Path("."))
+    if sys.stderr.isatty() and not plain:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            job = bar.add_task(f"predicting {node}", total=None)
+            columns, words, chosen = predict_node(
+                run_folder, node, data, _check_sets(set_), split, batch_size=batch_size,
+                on_batch=lambda done, total: bar.update(job, completed=done, total=total))
+    else:
+        columns, words, chosen = predict_node(run_folder, node, data, _check_sets(set_), split, batch_size=batch_size)
+    with _writing(output):
+        write_predictions(columns, output)
+    n = len(next(iter(columns.values())))
+    _echo(f"wrote {output}: {n} examples of {words} ({chosen}), columns {', '.join(columns)}")
+
+
 @app.command()
 def run(
     graph: GraphArg,

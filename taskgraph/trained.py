@@ -151,8 +151,9 @@ class TrainedGraph(Mapping[str, TrainedNode]):
         return len(self.nodes)
 
 
-def read_graph(run_dir: str | os.PathLike[str]) -> tuple[RunDir, Graph]:
-    """The run folder and the resolved graph it ran (``graph.yaml``); one-line errors otherwise."""
+def read_graph(run_dir: str | os.PathLike[str], overrides: tuple[str, ...] = ()) -> tuple[RunDir, Graph]:
+    """The run folder and the resolved graph it ran (``graph.yaml``, with ``--set`` style ``overrides``:
+    other data for evaluation); one-line errors otherwise."""
     from taskgraph.spec.loader import parse_spec
     from taskgraph.spec.yamltext import decode
 
@@ -163,7 +164,7 @@ def read_graph(run_dir: str | os.PathLike[str]) -> tuple[RunDir, Graph]:
     path = store.join(folder.path, GRAPH)
     if not store.exists(path):
         raise ArtifactError(f"{folder.path} has no {GRAPH}: the run did not start. Pass a finished run folder.")
-    spec, _source = parse_spec(decode(store.read_bytes(path), str(path)), file=str(path))
+    spec, _source = parse_spec(decode(store.read_bytes(path), str(path)), file=str(path), overrides=overrides)
     return folder, spec
 
 

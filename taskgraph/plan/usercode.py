@@ -26,7 +26,7 @@ __all__ = ["code_refs", "module_file", "ref_files", "UserCodeError"]
 
 _REF = re.compile(CUSTOM_PATTERN)
 #: Config keys whose value *must* be a reference when it has the ``pkg.module:name`` form.
-_REF_KEYS = frozenset({"type", "loader"})
+_REF_KEYS = frozenset({"type", "loader", "metrics"})
 
 
 class UserCodeError(TaskgraphError):

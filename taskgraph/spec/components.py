@@ -140,6 +140,8 @@ METRICS: dict[str, str] = {
     "binary_f1": "F1 of the positive class (logit > 0), e.g. boundary detection",
     "span_f1": "span-level F1 of IOB chunks (conlleval; labels O=0, B-k=2k+1, I-k=2k+2, -100 ignored; "
                 "a crf head's Viterbi path)",
+    "auc": "ROC AUC (Mann-Whitney, ties count half) of a binary head's logit; one-vs-rest macro mean for classes",
+    "average_precision": "average precision (precision-recall steps, as scikit-learn); one-vs-rest macro for classes",
     "mse": "mean squared error",
     "mae": "mean absolute error",
     "loss": "the task's own loss on the validation split",

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from taskgraph.spec.base import Frozen, LocatedProblems
+from taskgraph.spec.base import Frozen, LocatedProblems, is_custom_ref
 from taskgraph.spec.components import METRICS, DataConfig, LossConfig, ModuleConfig
 from taskgraph.spec.mixture import MixtureConfig, mixture_parts, mixture_tasks, node_problems
 from taskgraph.spec.serving import ServeSection
@@ -192,9 +192,11 @@ class Task(Frozen):
 
 
 def _check_metrics(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Registered metric names, or user code ``"pkg.module:fn"`` (``fn(output, target) -> float``)."""
     for name in value:
-        if name not in METRICS:
-            raise ValueError(f"unknown metric '{name}'.{suggest(name, METRICS)}")
+        if name not in METRICS and not is_custom_ref(name):
+            raise ValueError(f"unknown metric '{name}'.{suggest(name, METRICS)} Or name your own function as "
+                             "\"package.module:fn\" (fn(output, target) -> float).")
     return value
 
 

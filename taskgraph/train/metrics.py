@@ -137,3 +137,70 @@ def binary_f1(output: torch.Tensor, target: torch.Tensor) -> float:
     fp = (pred & ~true).sum().item()
     fn = (~pred & true).sum().item()
     return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def _ranking_pairs(output: torch.Tensor, target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(scores, 0/1 labels) per ranking problem: one for a binary head (its logit), one per class
+    (one-vs-rest on the softmax) for a multi-class head; missing labels (-100, NaN) left out."""
+    out = match_target(output, target)
+    if out.dim() == target.dim():  # one logit per example: binary
+        keep = ~torch.isnan(target) if target.is_floating_point() else target != IGNORE
+        return [(out[keep].flatten().double(), (target[keep].flatten() > 0.5).long())]
+    probs = out.softmax(dim=-1).reshape(-1, out.shape[-1]).double()
+    true = target.flatten()
+    keep = true != IGNORE if not true.is_floating_point() else ~torch.isnan(true)
+    probs, true = probs[keep], true[keep].long()
+    return [(probs[:, k], (true == k).long()) for k in range(probs.shape[-1])]
+
+
+def _auc(scores: torch.Tensor, labels: torch.Tensor) -> float | None:
+    """ROC AUC as the Mann-Whitney U statistic: ties count one half (average ranks). None when one
+    class is absent (the AUC is undefined there)."""
+    pos, neg = int(labels.sum()), int((1 - labels).sum())
+    if pos == 0 or neg == 0:
+        return None
+    order = torch.argsort(scores)
+    sorted_scores = scores[order]
+    ranks = torch.empty_like(scores)
+    ranks[order] = torch.arange(1, len(scores) + 1, dtype=scores.dtype)
+    _, inverse, counts = torch.unique_consecutive(sorted_scores, return_inverse=True, return_counts=True)
+    ends = torch.cumsum(counts, 0).to(scores.dtype)
+    average = ends - (counts.to(scores.dtype) - 1) / 2  # mean rank of each run of equal scores
+    ranks[order] = average[inverse]
+    return float((ranks[labels == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def _average_precision(scores: torch.Tensor, labels: torch.Tensor) -> float | None:
+    """Sum over thresholds (each distinct score, high to low) of (recall gained) x precision, as
+    scikit-learn's ``average_precision_score`` (no interpolation). None without a positive."""
+    pos = int(labels.sum())
+    if pos == 0:
+        return None
+    order = torch.argsort(scores, descending=True, stable=True)
+    s, y = scores[order], labels[order].double()
+    tp, seen = torch.cumsum(y, 0), torch.arange(1, len(y) + 1, dtype=torch.float64)
+    last = torch.ones(len(s), dtype=torch.bool)
+    last[:-1] = s[1:] != s[:-1]  # the last example of each run of equal scores is a threshold
+    tp, seen = tp[last], seen[last]
+    precision, recall = tp / seen, tp / pos
+    gained = torch.diff(recall, prepend=torch.zeros(1, dtype=torch.float64))
+    return float((gained * precision).sum())
+
+
+def _mean_over_pairs(fn: Callable[[torch.Tensor, torch.Tensor], float | None], output: torch.Tensor,
+                     target: torch.Tensor) -> float:
+    values = [v for v in (fn(s, y) for s, y in _ranking_pairs(output, target)) if v is not None]
+    return float(sum(values) / len(values)) if values else float("nan")
+
+
+@METRIC_FNS.register("auc")
+def auc(output: torch.Tensor, target: torch.Tensor) -> float:
+    """ROC AUC of a binary head's logit; for a multi-class head the mean one-vs-rest AUC over the
+    classes present (macro), on softmax probabilities."""
+    return _mean_over_pairs(_auc, output, target)
+
+
+@METRIC_FNS.register("average_precision")
+def average_precision(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Average precision (area under the precision-recall steps); one-vs-rest macro for multi-class."""
+    return _mean_over_pairs(_average_precision, output, target)

@@ -16,7 +16,7 @@ from taskgraph.errors import ArtifactError
 from taskgraph.train.crf import viterbi
 from taskgraph.train.model import NodeModel
 
-__all__ = ["build_trained_module", "answers", "infer_width", "input_record"]
+__all__ = ["build_trained_module", "answers", "infer_width", "input_record", "score_node", "predict_split"]
 
 
 def input_record(field: str, x: torch.Tensor) -> dict[str, Any]:
@@ -88,3 +88,42 @@ def answers(output: torch.Tensor, kind: str, length: torch.Tensor | None = None)
     if kind == "values":
         return {"value": output.squeeze(-1) if output.shape[-1:] == (1,) else output}
     return {"embedding" if kind == "embedding" else "output": output}
+
+
+def score_node(task: Any, model: torch.nn.Module, splits: dict[str, dict[str, torch.Tensor]],
+               device: str | torch.device = "cpu") -> dict[str, float]:
+    """A node's loss and metrics on one split per data source, by the code training validates with
+    (same batch sizes, same cutting of sequence batches), so a node scored on its validation split
+    gives the run's own values."""
+    splits = {s: {k: v.to(device) for k, v in split.items()} for s, split in splits.items()}
+    batch = task.train.batch_size if task.train else 128
+    if task.kind == "multitask":
+        from taskgraph.train.multitask import _Joint
+
+        return _Joint(task, model).evaluate(splits, max(batch, 256))
+    from taskgraph.train.loop import evaluate
+
+    split = splits[task.data] if task.data in splits else next(iter(splits.values()))
+    return evaluate(model, task, split[task.input], split[task.loss.target], max(batch, 1024), split.get("length"))
+
+
+def predict_split(node: Any, split: dict[str, torch.Tensor], batch_size: int, device: str | torch.device = "cpu",
+                  on_batch: Any = None) -> dict[str, dict[str, torch.Tensor]]:
+    """``node.predict`` over a whole split, batch by batch (sequence batches cut to their longest
+    sentence, as evaluation does), in the split's order; ``on_batch(done, total)`` after each batch."""
+    from taskgraph.train.data import evaluate_batches
+
+    field = node.input.field
+    fields = {k: v.to(device) for k, v in split.items() if k in (field, "length")}
+    total, done = len(fields[field]), [0]
+
+    def forward(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raw = node.outputs(batch[field])
+        done[0] += len(batch[field])
+        if on_batch is not None:
+            on_batch(done[0], total)
+        return raw
+
+    raw = evaluate_batches(fields, [field], batch_size, forward)
+    length = fields.get("length")
+    return {head: answers(output, node.heads[head].kind, length) for head, output in raw.items()}
