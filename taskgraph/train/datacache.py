@@ -78,14 +78,15 @@ def _read(tensors: Path, sidecar: Path) -> Splits | None:
     split: dict[str, dict[str, torch.Tensor]] = {"train": {}, "val": {}}
     for name in meta["fields"]:
         part, field = name.split("/", 1)
-        split[part][field] = flat[name]
-    return Splits(train=split["train"], val=split["val"])
+        split.setdefault(part, {})[field] = flat[name]
+    return Splits(train=split["train"], val=split["val"], test=split.get("test"))
 
 
 def _write(splits: Splits, tensors: Path, sidecar: Path, config: Any) -> None:
     """Tensors first, then the sidecar naming their digest: an entry without a sidecar does not count."""
     flat = {f"{part}/{k}": v.detach().cpu().contiguous()
-            for part, fields in (("train", splits.train), ("val", splits.val)) for k, v in fields.items()}
+            for part, fields in (("train", splits.train), ("val", splits.val), ("test", splits.test or {}))
+            for k, v in fields.items()}
     try:
         data = save_tensors(flat)
     except RuntimeError:  # a user loader's fields that share memory (views of one tensor): store copies

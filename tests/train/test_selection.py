@@ -146,3 +146,13 @@ def test_user_loader_may_return_a_test_split(write_graph, tmp_path, monkeypatch)
     monkeypatch.syspath_prepend(str(tmp_path))
     splits = _data(loader="use14_loader:load")
     assert splits.test["x"].tolist() == [[10.0, 11.0]]
+
+
+def test_the_runs_data_cache_keeps_the_test_split(tmp_path):
+    from taskgraph.train.datacache import cached_splits
+
+    config = TypeAdapter(DataConfig).validate_python({"loader": "synthetic_shapes", "n": 50, "test_fraction": 0.2})
+    splits = load_data(config)
+    cached_splits(config, "generated", tmp_path, lambda: splits)  # written by the first worker
+    again = cached_splits(config, "generated", tmp_path, lambda: pytest.fail("loaded twice"))  # read by the others
+    assert again.test is not None and torch.equal(again.test["x"], splits.test["x"])
