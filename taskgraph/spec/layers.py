@@ -115,7 +115,8 @@ class Conv2dModule(_ConvBase):
 class TransformerModule(_ModuleBase):
     """A transformer encoder over ``(batch, time, in)`` -> ``(batch, time, dim)``: a linear map to
     ``dim`` (when ``in`` differs), positional encoding, ``layers`` pre-norm self-attention blocks.
-    Padding positions (from the data's ``length``) are masked out of attention."""
+    Its forward takes the batch's ``length``: positions at or past a sequence's length are masked
+    out of attention (given no length, every position is read)."""
 
     type: Literal["transformer"]
     dim: int = Field(gt=0, description="Model width (divisible by heads).")
