@@ -126,13 +126,16 @@ class Transformer(nn.Module):
 
 
 class Sequential(nn.Module):
-    """Modules in order under ``layers.<i>``."""
+    """Modules in order under ``layers.<i>``; the batch's ``length`` goes on to the layers that take it."""
 
     def __init__(self, layers: list[nn.Module]):
         super().__init__()
-        self.layers = nn.ModuleList(layers)
+        from taskgraph.train.model import takes_length  # model imports modules, which imports this file
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
+        self.layers = nn.ModuleList(layers)
+        self._wants_length = [takes_length(layer) for layer in layers]
+
+    def forward(self, x: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
+        for layer, wants in zip(self.layers, self._wants_length):
+            x = layer(x, length=length) if wants and length is not None else layer(x)
         return x

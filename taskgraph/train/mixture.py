@@ -20,6 +20,7 @@ from torch import nn
 from taskgraph.errors import TrainError
 from taskgraph.spec.mixture import DSelectGateModule, GateModule, StitchUnitModule, mixture_parts, mixture_tasks
 from taskgraph.spec.mixture import mixture_widths
+from taskgraph.train.model import apply_module, takes_length
 
 __all__ = ["Gate", "DSelectGate", "StitchUnit", "Mixture", "build_part"]
 
@@ -141,14 +142,19 @@ class Mixture:
             start += tensor.shape[-1]
         return torch.cat(list(pieces.values()), dim=-1)
 
-    def shared(self, model: nn.ModuleDict, x: torch.Tensor) -> torch.Tensor:
-        """Everything before the shared representation; returns it (one tensor, parts side by side)."""
+    def _run(self, model: nn.ModuleDict, name: str, x: torch.Tensor, length: torch.Tensor | None) -> torch.Tensor:
+        """An expert or column on ``x``, handed the batch's ``length`` if it takes it (a bilstm, a transformer)."""
+        return apply_module(model[name], x, length, takes_length(model[name]))
+
+    def shared(self, model: nn.ModuleDict, x: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
+        """Everything before the shared representation; returns it (one tensor, parts side by side).
+        ``length``: the batch's sequence lengths, for experts that take them."""
         if self.config.type == "cross_stitch":
-            return self._columns(model, x)
+            return self._columns(model, x, length)
         paths = {"input": x}
         for level in range(self.levels):
             experts = self._of(level, "expert")
-            outs = {p.name: model[p.name](paths[p.reads]) for p in experts}
+            outs = {p.name: self._run(model, p.name, paths[p.reads], length) for p in experts}
             if level == self.levels - 1:
                 inputs = {f"in:{r}": paths[r] for r in dict.fromkeys(g.reads for g in self._of(level, "gate"))}
                 for key in inputs:
@@ -163,10 +169,10 @@ class Mixture:
             paths = new
         raise AssertionError("unreachable: a mixture has at least one level")
 
-    def _columns(self, model: nn.ModuleDict, x: torch.Tensor) -> torch.Tensor:
+    def _columns(self, model: nn.ModuleDict, x: torch.Tensor, length: torch.Tensor | None) -> torch.Tensor:
         columns = [x] * len(self.tasks)
         for level in range(self.levels):
-            h = [model[p.name](c) for p, c in zip(self._of(level, "column"), columns)]
+            h = [self._run(model, p.name, c, length) for p, c in zip(self._of(level, "column"), columns)]
             if level == self.levels - 1:
                 return self._pack({f"column:{t}": v for t, v in zip(self.tasks, h)})
             unit = model[self._of(level, "stitch")[0].name]
@@ -185,8 +191,8 @@ class Mixture:
         weights = model[gate.name](rep[..., self._slices[f"in:{gate.reads}"]])
         return _mix(weights, [rep[..., self._slices[f"expert:{n}"]] for n in own], own, gate.name)
 
-    def weights(self, model: nn.ModuleDict, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def weights(self, model: nn.ModuleDict, x: torch.Tensor, length: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Each last-level gate's weights on input ``x`` (after the trunk): what each task draws on."""
-        rep = self.shared(model, x)
+        rep = self.shared(model, x, length)
         level = self.levels - 1
         return {g.task: model[g.name](rep[..., self._slices[f"in:{g.reads}"]]) for g in self._of(level, "gate")}

@@ -86,7 +86,7 @@ class JointModel(nn.ModuleDict):
         for name in self._trunk_names:
             x = outs[name] = apply_module(self[name], x, length, self._wants_length[name])
         if self.mixture is not None:
-            outs[MIXED] = self.mixture.shared(self, x)
+            outs[MIXED] = self.mixture.shared(self, x, length)
         return outs
 
     def mixed(self, rep: torch.Tensor, head: str) -> torch.Tensor:

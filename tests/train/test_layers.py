@@ -119,3 +119,46 @@ def test_transformer_masks_padding_past_each_length():
     assert torch.allclose(a[0, :4], b[0, :4], atol=1e-5) and torch.allclose(a[1, :2], b[1, :2], atol=1e-5)
     assert torch.allclose(a[2], b[2], atol=1e-5)
     assert not torch.allclose(encoder(x)[0, :4], encoder(other)[0, :4], atol=1e-3)  # unmasked: padding leaks in
+
+
+def test_the_batchs_length_reaches_a_transformer_in_a_trunk_a_sequential_and_a_mixture():
+    """Nodes hand ``length`` to modules that take it (train.model.takes_length): a transformer in a
+    single-task trunk, inside a ``sequential`` and as an MMoE expert ignores what lies past a length."""
+    from taskgraph.train.model import NodeModel
+    from taskgraph.train.multitask import MIXED, JointModel
+
+    spec, _ = parse_spec("""
+name: seq
+data:
+  d: {loader: synthetic_shapes, n: 50, dim: 6}
+tasks:
+  single:
+    data: d
+    modules:
+      encoder: {type: transformer, dim: 8, heads: 2, layers: 1, dropout: 0.0}
+      head: {type: linear, out: 3}
+    loss: {type: cross_entropy, target: a}
+  j:
+    kind: multitask
+    data: d
+    mixture:
+      type: mmoe
+      experts:
+        attend: {type: sequential, layers: [{type: transformer, dim: 8, heads: 2, layers: 1, dropout: 0.0},
+                                            {type: layer_norm}]}
+        lstm: {type: bilstm, hidden: 4}
+    heads:
+      a: {module: {type: linear, out: 3}, loss: {type: cross_entropy, target: a}}
+      b: {module: {type: linear, out: 1}, loss: {type: mse, target: b}}
+""")
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 6)
+    other = x.clone()
+    other[0, 3:] = torch.randn(3, 6) * 5  # the first sequence is 3 long: different padding
+    length = torch.tensor([3, 6])
+    single = NodeModel(dict(spec.tasks["single"].modules), 6, "t").eval()
+    assert torch.allclose(single(x, length)[0, :3], single(other, length)[0, :3], atol=1e-5)
+    joint = JointModel(spec.tasks["j"], 6, "t").eval()
+    a, b = joint.run_trunk(x, length)[MIXED], joint.run_trunk(other, length)[MIXED]
+    assert torch.allclose(a[0, :3, 6:], b[0, :3, 6:], atol=1e-5)  # every expert's output at the 3 real steps
+    assert not torch.allclose(joint.run_trunk(x)[MIXED][0, :3, 6:], joint.run_trunk(other)[MIXED][0, :3, 6:], atol=1e-3)
