@@ -137,7 +137,8 @@ class EmbeddingModule(_ModuleBase):
 
 
 class BiLSTMModule(_ModuleBase):
-    """A bidirectional LSTM over ``(batch, time, features)``; output width ``2 * hidden``."""
+    """A bidirectional LSTM over ``(batch, time, features)``; output width ``2 * hidden``. With a
+    ``length`` field in the data it packs each batch by length: padding is never read."""
 
     type: Literal["bilstm"]
     hidden: int = Field(gt=0)
