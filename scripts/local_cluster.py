@@ -11,7 +11,9 @@ and the label ``tier=gpu``; CPU workers the label ``tier=cpu``. Every port is pi
 every process lives under its own ``--temp-dir``, so several clusters (other people's tests,
 other checkouts) never collide; ``stop`` ends only this cluster's processes, by PID (never
 ``ray stop``, which ends every Ray on the machine). The token is a fresh random one, written to
-``DIR/auth_token`` and passed as ``RAY_AUTH_TOKEN``; clients need it too (see ``env``: the token
+``DIR/auth_token`` and passed as ``RAY_AUTH_TOKEN``; jobs submitted without ``--run-dir`` write
+under ``DIR/runs`` (``TASKGRAPH_RUN_DIR``, as compose's ``/shared/runs``). Clients need the token
+too (see ``env``: the token
 file alone, as a user would set it; taskgraph switches Ray's client side on from it).
 
 ``join`` adds a worker as another machine would (README "More machines"): its own temp dir and
@@ -52,8 +54,10 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _base_env(token: str) -> dict[str, str]:
+def _base_env(token: str, run_dir: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if run_dir is not None:  # the cluster's default --run-dir, as compose's TASKGRAPH_RUN_DIR=/shared/runs
+        env["TASKGRAPH_RUN_DIR"] = str(run_dir)
     env.update({
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": token,
@@ -79,7 +83,7 @@ def _node_args(ports: list[int]) -> list[str]:
     ]
 
 
-def _ray_start(args: list[str], env: dict[str, str], state: dict | None = None, attempts: int = 3) -> list[str]:
+def _ray_start(args: list[str], env: dict[str, str], state: dict | None = None, attempts: int = 5) -> list[str]:
     """``ray start ARGS``; a node that misses Ray's fixed 30 s startup window (a busy 2-core machine)
     has what it started ended and is started once more on fresh ports. Returns the args used."""
     ray = str(Path(sys.executable).with_name("ray"))
@@ -118,7 +122,7 @@ def start(
     token = secrets.token_hex(32)
     (state_dir / "auth_token").write_text(token)
     (state_dir / "auth_token").chmod(0o600)
-    env = _base_env(token)
+    env = _base_env(token, state_dir / "runs")
     gcs, dashboard, client = _free_ports(3)
     state = {
         "address": f"{NODE_IP}:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}",
@@ -175,7 +179,7 @@ def join(
     return state
 
 
-def _wait_for_nodes(state: dict, count: int, env: dict[str, str], timeout: float = 60.0) -> dict[str, str]:
+def _wait_for_nodes(state: dict, count: int, env: dict[str, str], timeout: float = 180.0) -> dict[str, str]:
     """Until the head's GCS lists ``count`` alive nodes (a worker joins a moment after `ray start`);
     returns each node's Ray node id by its ``name`` label."""
     deadline = time.time() + timeout

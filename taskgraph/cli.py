@@ -717,7 +717,7 @@ def stop(
     info = stop_job(job_id, address)
     _print_job(info)
     if info.status not in TERMINAL:
-        raise ExecutionError(f"job {job_id} is still {info.status} after 30 s of waiting for it to stop; "
+        raise ExecutionError(f"job {job_id} is still {info.status} after 45 s of waiting for it to stop; "
                              f"see `taskgraph status {job_id}` and `taskgraph logs {job_id}`.")
 
 

@@ -152,14 +152,17 @@ class NodeCache:
                 shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(self.partial(key), ignore_errors=True)
 
-    def _upload(self, key: str, node_dir: str | os.PathLike[str], meta: dict[str, Any], files: dict[str, Digest]) -> None:
+    def _upload(
+        self, key: str, node_dir: str | os.PathLike[str], meta: dict[str, Any], files: dict[str, Digest]
+    ) -> None:
         """``store`` on an object store: copies of the node's files, then node.json, the manifest last."""
         entry = self.entry(key)
         for name in NODE_FILES:
             store.write_bytes(store.join(entry, name), read_verified(store.join(node_dir, name), files[name]))
         meta_data = store.json_bytes(meta)
         store.write_bytes(store.join(entry, NODE_META), meta_data)
-        store.write_json(store.join(entry, MANIFEST), {**{n: files[n] for n in NODE_FILES}, NODE_META: digest(meta_data)})
+        manifest = {**{n: files[n] for n in NODE_FILES}, NODE_META: digest(meta_data)}
+        store.write_json(store.join(entry, MANIFEST), manifest)  # last: from now on the entry exists
 
     def adopt(self, key: str, run_dir: RunDir, name: str) -> bool:
         """Publish node ``name`` of a run folder under ``key`` when its files are complete and match

@@ -23,12 +23,15 @@ __all__ = [
     "JobInfo", "submit_graph", "job_info", "job_logs", "follow_job", "stop_job", "list_jobs", "EXCLUDES", "TERMINAL",
 ]
 
-#: Never shipped with a job: run outputs, VCS data, environments, caches, bulky data.
+#: Never shipped with a job: run outputs, VCS data, environments, caches, bulky data, and the
+#: cluster token (README's secrets/, local_cluster's .cluster/): the job has no use for it.
 EXCLUDES = [
     "runs/", ".git/", "data/", ".venv/", "venv/", "__pycache__/", "*.pyc", "*.egg-info/",
-    ".pytest_cache/", "build/", "dist/", "*.safetensors", "*.ckpt",
+    ".pytest_cache/", "build/", "dist/", "*.safetensors", "*.ckpt", "secrets/", ".cluster/",
 ]
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+#: Seconds a stopped job's driver has to mark its run interrupted before Ray kills it.
+STOP_GRACE_S = 30
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ def _call(what: str, address: str | None, fn: Any) -> Any:
     except Exception as exc:
         text = str(exc)
         if _is_auth_error(text):
-            raise ExecutionError(f"{what}: " + auth_hint(f"the Ray Jobs API at {address}", token_source()) + ".") from None
+            hint = auth_hint(f"the Ray Jobs API at {address}", token_source())
+            raise ExecutionError(f"{what}: {hint}.") from None
         hint = " List the cluster's jobs with `taskgraph jobs`." if "does not exist" in text or "404" in text else ""
         raise ExecutionError(f"{what} at {address or 'the cluster'} failed: {text.strip().rstrip('.')}.{hint}") from exc
 
@@ -131,8 +135,10 @@ def submit_graph(
         runtime_env["py_modules"] = [str(Path(taskgraph.__file__).resolve().parent)]
     if pip:
         runtime_env["pip"] = list(pip)
-    if env:
-        runtime_env["env_vars"] = dict(env)
+    # `taskgraph stop` (Ray's stop_job) sends SIGTERM, then SIGKILL after RAY_JOB_STOP_WAIT_TIME_S
+    # (3 s by default, read by the job's supervisor from this runtime env): time for the driver to
+    # cancel its nodes and mark the run interrupted and resumable, as on Ctrl-C.
+    runtime_env["env_vars"] = {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_GRACE_S), **(env or {})}
     client = _client(address)
     return _call(
         "submitting the job",
@@ -177,7 +183,7 @@ def job_logs(job_id: str, address: str | None, client: Any = None) -> str:
     return _call(f"reading the logs of job '{job_id}'", address, lambda: client.get_job_logs(job_id))
 
 
-def stop_job(job_id: str, address: str | None, wait_s: float = 30.0, poll_s: float = 0.5) -> JobInfo:
+def stop_job(job_id: str, address: str | None, wait_s: float = STOP_GRACE_S + 15.0, poll_s: float = 0.5) -> JobInfo:
     """Ask the cluster to stop ``job_id`` and wait up to ``wait_s`` for it to end; returns its last info.
 
     Ray stops a job by signalling its driver (SIGTERM, then SIGKILL): ``taskgraph run`` marks the
