@@ -118,7 +118,7 @@ def predict_split(node: Any, split: dict[str, torch.Tensor], batch_size: int, de
     total, done = len(fields[field]), [0]
 
     def forward(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        raw = node.outputs(batch[field])
+        raw = node.outputs(batch[field], batch.get("length"))  # packed sequences, as in evaluation
         done[0] += len(batch[field])
         if on_batch is not None:
             on_batch(done[0], total)
