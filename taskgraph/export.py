@@ -255,6 +255,9 @@ def export_node(trained: TrainedNode, output: str | os.PathLike[str], *, toleran
             raise ExportError(f"the exported {fmt} program of node '{trained.name}' differs from the trained model "
                               f"by {worst:.3g} (> {tolerance:g}) on a test input; nothing was written. "
                               "Please report this with the graph file.")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_path, 0o666 & ~umask)  # mkstemp's 0600 would make the file private to its writer
         os.replace(temp_path, path)
     finally:
         temp_path.unlink(missing_ok=True)

@@ -66,6 +66,9 @@ def test_exported_files_run_without_taskgraph_and_equal_eager(served_run, tmp_pa
             assert main(["export", str(served_run), "--node", node, "-o", str(path)]) == 0
             line = capsys.readouterr().out
             assert f"{path}:" in line and "max |exported - eager|" in line
+            umask = os.umask(0)
+            os.umask(umask)
+            assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as any file the user writes, not mkstemp's 0600
             jobs.append({"file": str(path), "input": str(tmp_path / f"{node}.npy"), "node": node})
     assert "input x (batch, length)" in _export_line(served_run, "tagger", tmp_path / "again.pt2", capsys)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
