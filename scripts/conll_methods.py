@@ -103,6 +103,9 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs) as pool:
         for name, seed, result in pool.map(one, jobs):
             results[name][seed] = result
+            # one line per finished run, so a run stopped part-way still leaves its results
+            print(f"{name} seed {seed}: POS {result['pos_acc']:.4f} chunk F1 {result['chunk_f1']:.4f} "
+                  f"{result['ms_per_step']:.1f} ms/step {result['seconds']:.0f}s", flush=True)
     print(f"CoNLL-2000 joint node (POS + chunk), {args.sentences} train / {args.val_sentences} test sentences, "
           f"vocab {args.vocab}, emb {args.dim}, BiLSTM {args.hidden}, {args.epochs} epochs, batch {args.batch}, "
           f"{args.seeds} seeds, {args.jobs} processes; {time.perf_counter() - started:.0f}s")
