@@ -8,8 +8,8 @@
 Each node is a real ``ray start`` (head: ``--num-cpus 0``, so nodes run on the workers, as on a
 real cluster). GPU workers advertise fake GPUs (``--num-gpus``), a custom resource ``special``
 and the label ``tier=gpu``; CPU workers the label ``tier=cpu``. Every port is picked free and
-every process lives under its own ``--temp-dir``, so several clusters (other people's tests,
-other checkouts) never collide; ``stop`` ends only this cluster's processes, by PID (never
+clear of every other port the cluster takes (``PortBook``), and every process lives under its own
+``--temp-dir``, so several clusters (other people's tests, other checkouts) never collide; ``stop`` ends only this cluster's processes, by PID (never
 ``ray stop``, which ends every Ray on the machine). The token is a fresh random one, written to
 ``DIR/auth_token`` and passed as ``RAY_AUTH_TOKEN``; jobs submitted without ``--run-dir`` write
 under ``DIR/runs`` (``TASKGRAPH_RUN_DIR``, as compose's ``/shared/runs``). Clients need the token
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -32,9 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["start", "join", "stop", "client_env", "kill_node", "cluster_pids"]
+__all__ = ["start", "join", "stop", "client_env", "kill_node", "cluster_pids", "PortBook"]
 
 STATE = "cluster.json"
 #: Every node's IP. Loopback, but not 127.0.0.1: Ray replaces 127.0.0.1/localhost with the
@@ -42,16 +44,65 @@ STATE = "cluster.json"
 NODE_IP = "127.0.0.2"
 
 
-def _free_ports(n: int) -> list[int]:
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+#: A node's own ports, in the order of its port block; the worker range follows them.
+NODE_PORTS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+              "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port")
+#: ``--min-worker-port`` to ``--max-worker-port``, both included: one port per worker process.
+WORKER_PORTS = 41
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return low, high
+
+
+def _is_free(port: int) -> bool:
+    """Nothing on this machine holds ``port`` on any address (a listener, or a connection's end)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+class PortBook:
+    """Every port range a cluster has taken; each new block is free now and clear of all of them.
+
+    "Free now" alone is not enough: Ray binds a node's worker ports only when a worker starts, so
+    ports picked one by one (the OS's ``bind(0)``) can land inside a range handed out a moment
+    before, and a worker then fails to start (a CI flake). Blocks come from below the kernel's
+    ephemeral range when there is room, where no outgoing connection takes a port meanwhile, and
+    above Ray's default worker ports (10002-19999), which a plain ``ray start`` elsewhere uses.
+    """
+
+    def __init__(self, taken: Iterable[Sequence[int]] = (), rng: random.Random | None = None) -> None:
+        self.taken: list[tuple[int, int]] = [(int(low), int(high)) for low, high in taken]
+        self._rng = rng or random.Random()
+
+    def _window(self, size: int) -> tuple[int, int]:
+        low, high = _ephemeral_range()
+        if low - 20000 >= 100 * size:
+            return 20000, low
+        if 65536 - (high + 1) >= 100 * size:
+            return high + 1, 65536
+        return 1024, 65536
+
+    def block(self, size: int) -> range:
+        """``size`` contiguous ports, none taken by this cluster, each free on the machine now."""
+        low, high = self._window(size)
+        for _ in range(1000):
+            start = self._rng.randrange(low, high - size + 1)
+            ports = range(start, start + size)
+            if any(start <= last and first < ports.stop for first, last in self.taken):
+                continue
+            if all(_is_free(port) for port in ports):
+                self.taken.append((ports.start, ports.stop - 1))
+                return ports
+        raise RuntimeError(f"no {size} free ports in a row between {low} and {high}: is this machine out of ports?")
 
 
 def _base_env(token: str, run_dir: Path | None = None) -> dict[str, str]:
@@ -71,39 +122,39 @@ def _base_env(token: str, run_dir: Path | None = None) -> dict[str, str]:
     return env
 
 
-def _node_args(ports: list[int]) -> list[str]:
-    """Ports every node needs: none left to Ray's fixed defaults, which another cluster may hold."""
-    nm, om, agent, agent_grpc, metrics, renv, wmin = ports
+def _node_args(ports: range, ip: str = NODE_IP) -> list[str]:
+    """Ports every node needs, from its own block: none left to Ray's fixed defaults, which another
+    cluster may hold, and none shared with another node (their worker ranges included)."""
+    own, workers = ports[:len(NODE_PORTS)], ports[len(NODE_PORTS):]
+    assert len(workers) == WORKER_PORTS, ports
     return [
-        "--node-ip-address", NODE_IP, f"--node-manager-port={nm}", f"--object-manager-port={om}",
-        f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
-        f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={renv}",
-        f"--min-worker-port={wmin}", f"--max-worker-port={wmin + 40}",
+        "--node-ip-address", ip, *(f"{flag}={port}" for flag, port in zip(NODE_PORTS, own)),
+        f"--min-worker-port={workers[0]}", f"--max-worker-port={workers[-1]}",
         "--object-store-memory=100000000", "--disable-usage-stats",
     ]
 
 
-def _ray_start(args: list[str], env: dict[str, str], state: dict | None = None, attempts: int = 5) -> list[str]:
-    """``ray start ARGS``; a node that misses Ray's fixed 30 s startup window (a busy 2-core machine)
-    has what it started ended and is started once more on fresh ports. Returns the args used."""
+def _ray_start(args: list[str], env: dict[str, str], state: dict, book: PortBook, ip: str = NODE_IP,
+               attempts: int = 5) -> list[str]:
+    """``ray start ARGS`` plus a fresh block of node ports from ``book``; a node that misses Ray's fixed
+    30 s startup window (a busy 2-core machine) has what it started ended and is started once more on
+    another block (the first stays taken: what was ended may still hold it). Returns the args used."""
     ray = str(Path(sys.executable).with_name("ray"))
     ray = ray if Path(ray).exists() else "ray"
     for attempt in range(1, attempts + 1):
-        proc = subprocess.run([ray, "start", *args], env=env, capture_output=True, text=True, timeout=180)
+        used = [*args, *_node_args(book.block(len(NODE_PORTS) + WORKER_PORTS), ip)]
+        state["ports"] = book.taken  # `join` (another process) and a retry keep clear of them
+        proc = subprocess.run([ray, "start", *used], env=env, capture_output=True, text=True, timeout=180)
         if proc.returncode == 0:
-            return args
-        if attempt == attempts or "timed out during startup" not in proc.stdout + proc.stderr or state is None:
-            raise RuntimeError(f"ray start {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+            return used
+        if attempt == attempts or "timed out during startup" not in proc.stdout + proc.stderr:
+            raise RuntimeError(f"ray start {' '.join(used)} failed:\n{proc.stdout}\n{proc.stderr}")
         if "--head" in args:  # nothing else runs yet: end all of it (GCS, dashboard, raylet)
             _kill(cluster_pids(state), grace=2.0)
         else:  # this node's raylet and what it started
-            procs, port = _processes(), _port_of(args)
+            procs, port = _processes(), _port_of(used)
             roots = {pid for pid, (_p, cmd) in procs.items() if f"--node_manager_port={port}" in cmd}
             _kill(_with_descendants(roots, procs) - {os.getpid()}, grace=2.0)
-        fresh = dict(zip(("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-                          "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port"),
-                         _free_ports(6)))
-        args = [f"{a.split('=', 1)[0]}={fresh[a.split('=', 1)[0]]}" if a.split("=", 1)[0] in fresh else a for a in args]
     raise AssertionError("unreachable")
 
 
@@ -123,26 +174,24 @@ def start(
     (state_dir / "auth_token").write_text(token)
     (state_dir / "auth_token").chmod(0o600)
     env = _base_env(token, state_dir / "runs")
-    gcs, dashboard, client = _free_ports(3)
+    book = PortBook()
+    gcs, dashboard, client = book.block(3)
     state = {
         "address": f"{NODE_IP}:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}",
         "client": f"ray://127.0.0.1:{client}", "temp_dir": temp_dir,
-        "token_path": str(state_dir / "auth_token"), "nodes": {},
+        "token_path": str(state_dir / "auth_token"), "nodes": {}, "ports": book.taken,
     }
     (state_dir / STATE).write_text(json.dumps(state, indent=2))  # from now on `stop` ends what started
-    ports = _free_ports(7)
     used = _ray_start(["--head", f"--port={gcs}", "--num-cpus=0", "--num-gpus=0", "--include-dashboard=true",
                 "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
-                f"--temp-dir={temp_dir}", "--labels=tier=head,name=head", *_node_args(ports)], env, state)
+                f"--temp-dir={temp_dir}", "--labels=tier=head,name=head"], env, state, book)
     state["nodes"]["head"] = {"node_manager_port": _port_of(used)}
     workers = [("gpu", i) for i in range(gpu_workers)] + [("cpu", i) for i in range(cpu_workers)]
     for kind, i in workers:
-        ports = _free_ports(7)
         name = f"{kind}{i}"
         extra = (["--num-gpus=1", '--resources={"special": 1}', f"--labels=tier=gpu,name={name}"]
                  if kind == "gpu" else ["--num-gpus=0", f"--labels=tier=cpu,name={name}"])
-        used = _ray_start([f"--address={state['address']}", f"--num-cpus={worker_cpus}", *extra, *_node_args(ports)],
-                          env, state)
+        used = _ray_start([f"--address={state['address']}", f"--num-cpus={worker_cpus}", *extra], env, state, book)
         state["nodes"][name] = {"node_manager_port": _port_of(used)}
     (state_dir / STATE).write_text(json.dumps(state, indent=2))
     for name, node_id in _wait_for_nodes(state, 1 + len(workers), env).items():
@@ -163,14 +212,12 @@ def join(
     temp_dir = tempfile.mkdtemp(prefix="tghost-", dir="/tmp")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": state["token_path"], "RAY_USAGE_STATS_ENABLED": "0"})
-    ports = _free_ports(7)
-    args = _node_args(ports)
-    args[args.index("--node-ip-address") + 1] = node_ip
+    book = PortBook(state.get("ports", []))  # clear of the ports (worker ranges too) the cluster has
     tags = {"tier": "cpu", **(labels or {"host": name}), "name": name}
     state.setdefault("temp_dirs", []).append(temp_dir)  # before it starts: `stop` ends what it left
     (state_dir / STATE).write_text(json.dumps(state, indent=2))
     used = _ray_start([f"--address={state['address']}", f"--num-cpus={cpus}", "--num-gpus=0", f"--temp-dir={temp_dir}",
-                       "--labels=" + ",".join(f"{k}={v}" for k, v in tags.items()), *args], env, state)
+                       "--labels=" + ",".join(f"{k}={v}" for k, v in tags.items())], env, state, book, ip=node_ip)
     state["nodes"][name] = {"node_manager_port": _port_of(used), "temp_dir": temp_dir}
     (state_dir / STATE).write_text(json.dumps(state, indent=2))
     ids = _wait_for_nodes(state, len(state["nodes"]), _base_env(Path(state["token_path"]).read_text().strip()))
