@@ -276,7 +276,8 @@ def cluster_pids(state: dict, node: str | None = None) -> set[int]:
     """This cluster's processes (or one node's: its raylet and everything it started).
 
     Ray's daemons name the session under our ``--temp-dir`` on their command line; workers and
-    agents are their children.
+    agents are their children. The head's Ray Client server names neither (``ray start`` leaves it
+    orphaned): it is found by the GCS address it serves, or every stopped cluster would leave one.
     """
     procs = _processes()
     if node is not None:
@@ -284,7 +285,8 @@ def cluster_pids(state: dict, node: str | None = None) -> set[int]:
         roots = {pid for pid, (_p, cmd) in procs.items() if "raylet" in cmd and f"--node_manager_port={port}" in cmd}
     else:
         temp_dirs = [state["temp_dir"], *state.get("temp_dirs", [])]  # the head's, and joined hosts'
-        roots = {pid for pid, (_p, cmd) in procs.items() if any(t in cmd for t in temp_dirs)}
+        client = f"ray.util.client.server --address={state['address']} "
+        roots = {pid for pid, (_p, cmd) in procs.items() if any(t in cmd for t in temp_dirs) or client in cmd}
     roots.discard(os.getpid())
     return _with_descendants(roots, procs) - {os.getpid()}
 

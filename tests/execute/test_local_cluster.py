@@ -1,5 +1,6 @@
-"""scripts/local_cluster.py's ports: every port a cluster takes (head ports, each node's own ports and
-its worker range, a joined host's) is disjoint from all the others and free when chosen.
+"""scripts/local_cluster.py: every port a cluster takes (head ports, each node's own ports and its
+worker range, a joined host's) is disjoint from all the others and free when chosen; ``stop`` finds
+every process a cluster left.
 
 No Ray starts here: ``ray start`` is recorded instead of run, and the machine's port allocator is a
 scripted one (the kernel may hand out ``bind(0)`` ports in sequence, and some ports are held by
@@ -15,6 +16,8 @@ import itertools
 import json
 import shutil
 import subprocess
+import sys
+import time
 import types
 from pathlib import Path
 from typing import Self
@@ -23,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_local_cluster():
-    spec = importlib.util.spec_from_file_location("local_cluster_ports", ROOT / "scripts" / "local_cluster.py")
+    spec = importlib.util.spec_from_file_location("local_cluster_test", ROOT / "scripts" / "local_cluster.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -144,3 +147,24 @@ def test_port_blocks_are_disjoint_and_free_over_many_draws(monkeypatch):
         seen |= set(block)
     again = local_cluster.PortBook(book.taken)  # a later process (`join`) starts from the saved ranges
     assert not seen & set(again.block(47))
+
+
+def test_stop_finds_the_head_client_server(tmp_path):
+    """``ray start --head`` leaves its Ray Client server orphaned, naming neither the temp dir nor a
+    node port, only the GCS address it serves: ``stop`` must end it too (each test cluster left one)."""
+    state = {"temp_dir": str(tmp_path / "no-such-session"), "address": "127.0.0.2:29999", "nodes": {}}
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "ray.util.client.server",
+                               f"--address={state['address']}", "--host=127.0.0.2", "--port=30001"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "-m", "ray.util.client.server",
+                              "--address=127.0.0.2:299990", "--port=30002"])  # another cluster's
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and "--port=30001" not in Path(f"/proc/{server.pid}/cmdline").read_text():
+            time.sleep(0.05)
+        found = local_cluster.cluster_pids(state)
+        assert server.pid in found and other.pid not in found
+    finally:
+        server.kill()
+        other.kill()
+        server.wait()
+        other.wait()
