@@ -78,10 +78,20 @@ def test_ablate_trains_upstream_once_and_pairs_seeds(ray_local, write_graph, tmp
 @pytest.mark.slow
 def test_ablate_cli_prints_the_table(ray_local, write_graph, tmp_path, capsys):
     path = write_graph(CHAIN)
-    code = main(["ablate", str(path), "--seeds", "2", "--run-dir", str(tmp_path), "--set", "defaults.train.epochs=1"])
+    code = main(["ablate", str(path), "--seeds", "2", "--run-dir", str(tmp_path), "--set", "defaults.train.epochs=1",
+                 "--set", "data.shapes.test_fraction=0.2"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "pretrain -> target" in out and "gain" in out and "ablation.png" in out
+    # the data has a test split: each variant's test scores, and their gains, apart from validation (issue 14)
+    done = [line for line in out.splitlines() if line.startswith("  done     target[")]
+    assert len(done) == 2 * 2 and all(" | test loss=" in line and line.count("accuracy=") == 2 for line in done), done
+    table = out[out.index("edge "):].splitlines()
+    heading = next(i for i, line in enumerate(table) if line.startswith("test split"))
+    assert " accuracy " in table[2] and " test accuracy " in table[heading + 1]
+    report = json.loads(next(tmp_path.glob("**/ablation.json")).read_text())
+    assert all("test_value" in row for row in report["rows"])
+    assert [g["metric"] for g in report["gains"]] == ["accuracy", "test accuracy"]
     assert main(["ablate", str(path), "--fractions", "0,2"]) == 2
 
 

@@ -152,7 +152,8 @@ def ablate(
     def progress(record) -> None:
         if record.status == "done" and "[" in record.name:
             final = ", ".join(f"{k}={v:.4f}" for k, v in record.meta.get("final", {}).items())
-            _echo(f"  done     {record.name}: {final}")
+            test = ", ".join(f"{k}={v:.4f}" for k, v in (record.meta.get("test") or {}).items())
+            _echo(f"  done     {record.name}: {final}{' | test ' + test if test else ''}")  # test apart, as `run`
         elif record.status == "done":
             _echo(f"  upstream {record.name} trained")
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
 
-__all__ = ["EdgeGain", "LOWER_IS_BETTER", "paired_test", "summarize", "format_table", "plot_gains", "mean_std"]
+__all__ = ["EdgeGain", "LOWER_IS_BETTER", "paired_test", "summarize", "by_split", "format_table", "plot_gains",
+           "mean_std"]
 
 #: Metrics where a smaller value is better; every other metric is "higher is better".
 LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
@@ -116,18 +117,32 @@ def mean_std(values: Sequence[float], digits: int = 4) -> str:
     return f"{mean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
+def by_split(gains: list[EdgeGain]) -> dict[str, list[EdgeGain]]:
+    """``{"validation": [...], "test": [...]}`` (splits without gains left out): the test split's gains
+    (metric ``test <name>``) are shown apart from the validation ones, in the table and the chart."""
+    split = {"validation": [g for g in gains if not g.metric.startswith("test ")],
+             "test": [g for g in gains if g.metric.startswith("test ")]}
+    return {name: part for name, part in split.items() if part}
+
+
 def format_table(gains: list[EdgeGain], alpha: float = 0.05) -> str:
-    """A plain-text table: edge, fraction, metric with and without the edge, gain, p-value, verdict."""
-    header = f"{'edge':<34} {'labels':>6} {'metric':<10} {'with edge':>17} {'without (scratch)':>17} {'gain':>17} {'p':>6}  verdict"
+    """A plain-text table: edge, fraction, metric with and without the edge, gain, p-value, verdict;
+    the test split's rows (when the data has one) under their own heading after the validation rows."""
+    width = max([10, *(len(g.metric) for g in gains)])
+    header = (f"{'edge':<34} {'labels':>6} {'metric':<{width}} {'with edge':>17} {'without (scratch)':>17} "
+              f"{'gain':>17} {'p':>6}  verdict")
     lines = [header, "-" * len(header)]
-    for g in gains:
-        edge = f"{g.upstream} -> {g.downstream}"
-        p = "n/a" if math.isnan(g.p_value) else f"{g.p_value:.3f}"
-        gain = f"{g.gain_mean:+.4f} ± {g.gain_std:.4f}"
-        lines.append(
-            f"{edge:<34} {g.fraction:>6g} {g.metric:<10} {mean_std(g.with_edge):>17} {mean_std(g.without_edge):>17} "
-            f"{gain:>17} {p:>6}  {g.verdict(alpha)}"
-        )
+    for split, part in by_split(gains).items():
+        if split == "test":
+            lines.append("test split (scored once per variant, with the weights it kept):")
+        for g in part:
+            edge = f"{g.upstream} -> {g.downstream}"
+            p = "n/a" if math.isnan(g.p_value) else f"{g.p_value:.3f}"
+            gain = f"{g.gain_mean:+.4f} ± {g.gain_std:.4f}"
+            lines.append(
+                f"{edge:<34} {g.fraction:>6g} {g.metric:<{width}} {mean_std(g.with_edge):>17} "
+                f"{mean_std(g.without_edge):>17} {gain:>17} {p:>6}  {g.verdict(alpha)}"
+            )
     n = max((len(g.with_edge) for g in gains), default=0)
     test = gains[0].test if gains else ""
     lines.append(f"(mean ± std over {n} paired seeds; gain > 0: the edge helps; p: {test}, two-sided)")
@@ -135,7 +150,8 @@ def format_table(gains: list[EdgeGain], alpha: float = 0.05) -> str:
 
 
 def plot_gains(gains: list[EdgeGain], path: str | os.PathLike[str], title: str = "") -> Path:
-    """Bar chart of the mean gain per edge (error bars: std over seeds), one colour per label fraction."""
+    """Bar chart of the mean gain per edge (error bars: std over seeds), one colour per label fraction;
+    a second panel for the test split's gains when there are any (never drawn over the validation ones)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,9 +159,27 @@ def plot_gains(gains: list[EdgeGain], path: str | os.PathLike[str], title: str =
 
     edges = sorted({(g.upstream, g.downstream) for g in gains}, key=lambda e: (e[1], e[0]))
     fractions = sorted({g.fraction for g in gains})
+    panels = by_split(gains) or {"validation": []}
+    side = max(5.0, 1.6 * len(edges) * max(1, len(fractions)) ** 0.5 + 2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels), 4), squeeze=False)
+    for ax, (split, part) in zip(axes[0], panels.items()):
+        _draw_gains(ax, part, edges, fractions)
+        metrics = sorted({g.metric for g in part})
+        ax.set_ylabel(f"gain in {', '.join(metrics)} (with - without edge)")
+        ax.set_title(f"{title or 'transfer gain per edge (red border: negative transfer)'}"
+                     f"{' - ' + split + ' split' if len(panels) > 1 else ''}", fontsize=10)
+        if len(fractions) > 1:
+            ax.legend(fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _draw_gains(ax: Any, gains: list[EdgeGain], edges: list[tuple[str, str]], fractions: list[float]) -> None:
     by = {(g.upstream, g.downstream, g.fraction): g for g in gains}
     width = 0.8 / max(len(fractions), 1)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(edges) * max(1, len(fractions)) ** 0.5 + 2), 4))
     for j, fraction in enumerate(fractions):
         xs, ys, errs, colors = [], [], [], []
         for i, (up, down) in enumerate(edges):
@@ -164,13 +198,3 @@ def plot_gains(gains: list[EdgeGain], path: str | os.PathLike[str], title: str =
     ax.axhline(0, color="#374151", lw=0.8)
     ax.set_xticks(range(len(edges)))
     ax.set_xticklabels([f"{u}\n-> {d}" for u, d in edges], fontsize=8)
-    metrics = sorted({g.metric for g in gains})
-    ax.set_ylabel(f"gain in {', '.join(metrics)} (with - without edge)")
-    ax.set_title(title or "transfer gain per edge (red border: negative transfer)", fontsize=10)
-    if len(fractions) > 1:
-        ax.legend(fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", dpi=120)
-    plt.close(fig)
-    return path

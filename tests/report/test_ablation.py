@@ -55,3 +55,24 @@ def test_table_and_chart(tmp_path):
     assert "a -> b" in table and "c -> b" in table and "NEGATIVE TRANSFER" in table and "± " in table
     path = plot_gains(gains, tmp_path / "gains.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_test_split_gains_are_shown_apart_in_the_table_and_the_chart(tmp_path, monkeypatch):
+    """Issue 14: test metrics apart from validation everywhere, ablate included: their own block of
+    the table (columns still aligned under the header) and their own panel of the chart."""
+    from matplotlib.figure import Figure
+
+    gains = summarize(_rows([0.8, 0.82, 0.9], [0.7, 0.71, 0.81])
+                      + _rows([0.5, 0.52, 0.49], [0.6, 0.61, 0.62], metric="test accuracy"))
+    lines = format_table(gains).splitlines()
+    heading = next(i for i, line in enumerate(lines) if line.startswith("test split"))
+    assert [" accuracy " in line for line in lines[2:heading]] == [True]
+    assert [" test accuracy " in line for line in lines[heading + 1:-1]] == [True]
+    column = lines[0].index("with edge") + len("with edge")  # right-aligned column: ends where its title ends
+    assert all(line[column - 1].isdigit() and line[column] == " " for line in (lines[2], lines[heading + 1])), lines
+    drawn: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: drawn.append(self))
+    plot_gains(gains, tmp_path / "gains.png")
+    heights = [[round(bar.get_height(), 6) for bar in ax.patches] for ax in drawn[0].axes]
+    assert heights == [[round(gains[0].gain_mean, 6)], [round(gains[1].gain_mean, 6)]]  # validation | test
+    assert gains[1].gain_mean < 0 < gains[0].gain_mean
