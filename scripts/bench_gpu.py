@@ -48,9 +48,9 @@ from bench_peers import dag_graph  # a sibling script, not a package
 WAYS = {"cpu": 0.0, "gpu1": 1.0, "gpu0.25": 0.25}
 
 
-def wide_graph(n_nodes: int = 8, examples: int = 50_000, hidden: int = 2048, epochs: int = 3) -> str:
+def wide_graph(n_nodes: int = 8, examples: int = 50_000, hidden: int = 2048, epochs: int = 3, batch: int = 512) -> str:
     lines = ["name: gpu_wide", "seed: 0", "defaults:", "  resources: {cpus: 1, gpus: 0}",
-             f"  train: {{epochs: {epochs}, batch_size: 512, optimizer: adam, lr: 1.0e-3}}",
+             f"  train: {{epochs: {epochs}, batch_size: {batch}, optimizer: adam, lr: 1.0e-3}}",
              "data:", f"  shapes: {{loader: synthetic_shapes, n: {examples}, dim: 64, noise: 0.7}}", "tasks:"]
     for i in range(n_nodes):
         lines += [f"  w{i}:", "    data: shapes",
@@ -180,9 +180,10 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=50_000, help="Training examples of the wide workload.")
     parser.add_argument("--hidden", type=int, default=2048, help="Hidden width of the wide workload's MLP.")
     parser.add_argument("--epochs", type=int, default=3, help="Epochs of the wide workload.")
+    parser.add_argument("--batch", type=int, default=512, help="Batch size of the wide workload (smaller: more, lighter steps).")
     parser.add_argument("--json", default="", help="Also write the raw results here.")
     args = parser.parse_args()
-    workloads = {"wide": wide_graph(examples=args.examples, hidden=args.hidden, epochs=args.epochs),
+    workloads = {"wide": wide_graph(examples=args.examples, hidden=args.hidden, epochs=args.epochs, batch=args.batch),
                  "dag": dag_graph()[0]}
     gpus_here = gpu_count()
     results = {}
