@@ -109,6 +109,10 @@ def _logged_params(request: Any) -> dict[str, Any]:
 
 ATTEMPTS = "attempts"
 
+#: What idle workers run at the start of a run (``run_jobs``' ``warm``): everything a fresh worker
+#: process pays before its first node's first step.
+WARM_UP = "taskgraph.train.warm:warm_up"
+
 
 def _mark_attempt(node_dir: str) -> None:
     """Record where this try of the node runs, before it starts: a node retried after its Ray node
@@ -327,7 +331,7 @@ def run_graph(
             state["ray"] = {"address": session.address or "local", "nodes": len([n for n in ray.nodes() if n["Alive"]])}
             records.update(run_jobs(jobs, observers.node_fn(node_job), keep_going=keep_going, on_update=record_update,
             on_progress=observers.progress, given=given,
-                                   warm="taskgraph.train.loop"))
+                                   warm=WARM_UP))
         except ExecutionError:
             state["status"] = "error"
             run_dir.write_run(state)

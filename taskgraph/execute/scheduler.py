@@ -206,9 +206,11 @@ def run_jobs(
     skipped; with ``keep_going`` independent branches still finish, else everything stops.
     ``on_progress`` receives, on the driver, the events nodes send with ``progress.report``
     (each with ``node``, ``time`` and ``kind``), plus ``{"kind": "resources", ...}`` whenever
-    the CPUs/GPUs in use change. Without it no progress actor is started. ``warm``: a module the
-    node function imports (torch's training loop): idle CPU slots import it at the start, so the
-    worker a child lands on while its parent still writes is not a cold one.
+    the CPUs/GPUs in use change. Without it no progress actor is started. ``warm``: what a fresh
+    worker pays before the node function's first step (``module`` to import, or ``module:function``
+    to call; the runner's imports torch's training loop and takes one optimizer step): idle CPU
+    slots run it at the start, so the worker a child lands on while its parent still writes is not
+    a cold one.
     """
     given = dict(given or {})
     by_name = {job.name: job for job in jobs}
@@ -441,9 +443,13 @@ def run_jobs(
     return records
 
 
-def _import(module: str) -> None:
+def _import(target: str) -> None:
+    """Import ``target``'s module; for ``module:function``, call the function too."""
+    module, _, function = target.partition(":")
     try:
-        importlib.import_module(module)
+        loaded = importlib.import_module(module)
+        if function:
+            getattr(loaded, function)()
     except Exception:  # noqa: BLE001 -- only a head start: the node itself reports a broken import
         pass
 
@@ -451,12 +457,13 @@ def _import(module: str) -> None:
 _remote_import = ray.remote(num_cpus=1, max_retries=0)(_import)
 
 
-def _warm_up(module: str | None, free_cpus: int, nodes_left: int) -> None:
-    """Import ``module`` on as many idle workers as there are free CPUs and nodes still to run
-    (fire and forget). A child that starts while its parent writes its files lands on another
-    worker than its parent's; importing torch there first would cost seconds on its critical path."""
-    for _ in range(min(free_cpus, nodes_left) if module else 0):
-        _remote_import.options(name="taskgraph:warm-up").remote(module)
+def _warm_up(target: str | None, free_cpus: int, nodes_left: int) -> None:
+    """Run ``target`` (``module`` or ``module:function``) on as many idle workers as there are free
+    CPUs and nodes still to run (fire and forget). A child that starts while its parent writes its
+    files lands on another worker than its parent's; a cold one would pay torch's imports (seconds)
+    on the critical path."""
+    for _ in range(min(free_cpus, nodes_left) if target else 0):
+        _remote_import.options(name="taskgraph:warm-up").remote(target)
 
 
 def _error_in(ref: Any) -> BaseException:
