@@ -243,6 +243,7 @@ def run_jobs(
     hub = start_hub() if on_progress else None
     link = (hub, hub_name()) if hub is not None else None  # what nodes get: the handle and its name
     hub_restarts = 0
+    last_drain = time.time()
 
     def notify(record: NodeRecord) -> None:
         if on_update:
@@ -372,7 +373,8 @@ def run_jobs(
         submit_ready()  # its resources are free again for nodes that were waiting for room
 
     def drain_progress() -> None:
-        nonlocal hub, link, hub_restarts
+        nonlocal hub, link, hub_restarts, last_drain
+        last_drain = time.time()
         try:
             events = ray.get(hub.drain.remote())
         except ray.exceptions.RayError:  # the hub died: a new one under its name; running nodes find it
@@ -399,8 +401,11 @@ def run_jobs(
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None,
                                 fetch_local=False)
-            if hub is not None:
-                drain_progress()  # on a node's end too: its last events come before its record
+            # Drained when the wait times out, before a node's end or failure, and at most every
+            # DRAIN_EVERY_S after a hand-on: never between a state and its children's submission
+            # (an actor round trip, three a node before, on the critical path of a chain).
+            if hub is not None and not ready:
+                drain_progress()
             if not ready or ready[0] not in pending:
                 continue
             stream = ready[0]
@@ -409,6 +414,8 @@ def run_jobs(
                 ref = next(stream)
             except StopIteration:  # it failed before handing anything on: its first object is the error
                 del pending[stream]
+                if hub is not None:
+                    drain_progress()
                 failed(flight, _error_in(flight.state))
                 continue
             if flight.state is None:
@@ -419,12 +426,18 @@ def run_jobs(
             except Exception as exc:  # the node's own exception, wrapped by Ray
                 del pending[stream]
                 _drain(flight)
+                if hub is not None:
+                    drain_progress()
                 failed(flight, exc)
                 continue
             if not flight.handed:
                 hand_on(flight)
+                if hub is not None and time.time() - last_drain >= DRAIN_EVERY_S:  # a busy run's live view
+                    drain_progress()
             else:
                 del pending[stream]
+                if hub is not None:  # its last events (pushed and waited for) come before its record
+                    drain_progress()
                 finished(flight, value)
                 submit_ready()
     except BaseException as exc:  # Ctrl-C, SIGTERM, or the driver's own failure (a full disk): stop what runs
