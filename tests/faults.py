@@ -34,15 +34,20 @@ class KillOnce(nn.Module):
         return x
 
 
-class SlowDown(nn.Module):
-    """Identity layer that sleeps on every forward call: makes a node last long enough to interrupt."""
+class HoldWhile(nn.Module):
+    """Identity layer that, while the file ``path`` exists, waits in its forward call (having written
+    ``path + ".reached"``): a node that is mid-training exactly until the test removes the file, then
+    trains on at full speed (no node made slow for a fixed time, then waited out again on resume)."""
 
-    def __init__(self, seconds: float, in_features: int | None = None, out: int | None = None):
+    def __init__(self, path: str, in_features: int | None = None, out: int | None = None):
         super().__init__()
-        self.seconds = seconds
+        self.path = path
 
     def forward(self, x):
-        time.sleep(self.seconds)
+        if os.path.exists(self.path):
+            Path(self.path + ".reached").write_text(str(os.getpid()))
+            while os.path.exists(self.path):
+                time.sleep(0.05)
         return x
 
 

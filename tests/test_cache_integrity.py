@@ -14,6 +14,7 @@ from taskgraph.artifacts import load_params
 from taskgraph.artifacts.cache import NODE_META, NodeCache
 from taskgraph.artifacts.manifest import IntegrityWarning
 from taskgraph.artifacts.rundir import METRICS, PARAMS
+from taskgraph.cli import main
 from taskgraph.train.model import digest, module_state
 from tests.artifacts.test_integrity import flip_byte, truncate
 from tests.test_incremental import cli
@@ -95,7 +96,8 @@ def inside(path: Path, prefix: str) -> int:
 
 
 @pytest.mark.slow
-def test_status_does_not_call_a_damaged_entry_cached_and_run_recovers(first):
+def test_status_does_not_call_a_damaged_entry_cached_and_run_recovers(first, capfd):
+    """`status` in a child process (no Ray), `run` through the CLI's entry point on the session's Ray."""
     path, runs, run_dir, before, keys = first
     cache = NodeCache.for_run_root(runs)
     truncate(cache.entry(keys["b"]) / NODE_META)
@@ -105,9 +107,11 @@ def test_status_does_not_call_a_damaged_entry_cached_and_run_recovers(first):
     line = next(line for line in status.stdout.splitlines() if line.startswith("b "))
     assert " run " in line and "cached result damaged" in line
     assert "1 to train, 2 cached" in status.stdout
-    run = cli("run", str(path), "--run-dir", str(runs), "--num-cpus", "2")
-    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stdout + run.stderr
-    assert "done     b" in run.stdout and "cached   a" in run.stdout and "cached   c" in run.stdout
+    capfd.readouterr()
+    code = main(["run", str(path), "--run-dir", str(runs)])
+    run = capfd.readouterr()
+    assert code == 0 and "Traceback" not in run.err, run.out + run.err
+    assert "done     b" in run.out and "cached   a" in run.out and "cached   c" in run.out
     assert snapshot(run_dir) == before
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import pytest
 
 import taskgraph
 from taskgraph.artifacts import load_params
+from taskgraph.cli import main
 from taskgraph.errors import TaskgraphError
 from taskgraph.train.model import digest
 
@@ -181,6 +183,7 @@ def _retry_is_visible(run_dir: Path, run: dict, lines: list[str]) -> None:
         assert steps == sorted(set(steps)), (tag, steps)
 
 
+#: ``b`` trains until the file HOLD is removed (``hold_b``): interrupted while mid-training, then quick.
 SLOW = """
 name: slow
 data:
@@ -194,7 +197,7 @@ tasks:
     depends_on: {a: {share: [encoder]}}
     modules:
       encoder: {type: mlp, in: 8, hidden: [8]}
-      wait: {type: "tests.faults:SlowDown", seconds: 0.2, out: 8}
+      wait: {type: "tests.faults:HoldWhile", path: HOLD, out: 8}
       head: {type: linear, out: 1}
     loss: {type: mse, target: parity}
     train: {epochs: 10}
@@ -202,33 +205,46 @@ tasks:
 """
 
 
+def hold_b(write_graph, tmp_path: Path) -> tuple[Path, Path]:
+    """SLOW written with a hold file in place: (graph, hold file). ``b`` waits in its first forward
+    call, having written ``HOLD.reached``, until the test removes the file."""
+    hold = tmp_path / "hold-b"
+    hold.write_text("")
+    return write_graph(SLOW.replace("HOLD", str(hold))), hold
+
+
+def until_b_trains(runs: Path, hold: Path, driver: subprocess.Popen, timeout: float) -> Path:
+    """Wait until ``a`` is finished and ``b`` is inside a training step; returns the run folder."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and driver.poll() is None:
+        run_dirs = list((runs / "slow").glob("*/run.json"))
+        if run_dirs and (run_dirs[0].parent / "a" / "metrics.json").exists() and Path(f"{hold}.reached").exists():
+            return run_dirs[0].parent
+        time.sleep(0.1)
+    if driver.poll() is None:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+    hold.unlink(missing_ok=True)
+    pytest.fail("b never started training: " + "\n".join(s or "" for s in driver.communicate()))
+
+
 @pytest.mark.slow
-def test_driver_killed_mid_run_then_resume_trains_only_unfinished(write_graph, tmp_path):
-    path, runs = write_graph(SLOW), tmp_path / "runs"
+def test_driver_killed_mid_run_then_resume_trains_only_unfinished(ray_local, write_graph, tmp_path, capfd):
+    (path, hold), runs = hold_b(write_graph, tmp_path), tmp_path / "runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     driver = subprocess.Popen([sys.executable, "-m", "taskgraph", "run", str(path), "--run-dir", str(runs), "--num-cpus", "2"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)
-    deadline = time.time() + 120
-    run_dirs: list[Path] = []
-    while time.time() < deadline:  # wait until `a` is finished and `b` is training
-        run_dirs = list((runs / "slow").glob("*/run.json"))
-        if run_dirs and (run_dirs[0].parent / "a" / "metrics.json").exists():
-            if (run_dirs[0].parent / "b" / "attempts").is_dir():  # b's worker has started
-                break
-        time.sleep(0.2)
-    else:
-        driver.kill()
-        pytest.fail("the first node never finished: " + (driver.stdout.read() if driver.stdout else ""))
-    time.sleep(1.0)
+    run_dir = until_b_trains(runs, hold, driver, timeout=120)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
     driver.wait(timeout=30)
-    run_dir = run_dirs[0].parent
     a_metrics = json.loads((run_dir / "a" / "metrics.json").read_text())  # intact, complete JSON
     assert not (run_dir / "b" / "metrics.json").exists()
-    resumed = cli("resume", str(run_dir), "--num-cpus", "2")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "cached   a" in resumed.stdout and "done     b" in resumed.stdout and "done     c" in resumed.stdout
+    hold.unlink()
+    capfd.readouterr()
+    code = main(["resume", str(run_dir)])  # the CLI's entry point, on the session's Ray (not a third one)
+    resumed = capfd.readouterr()
+    assert code == 0, resumed.out + resumed.err
+    assert "cached   a" in resumed.out and "done     b" in resumed.out and "done     c" in resumed.out
     assert json.loads((run_dir / "a" / "metrics.json").read_text()) == a_metrics
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "done" and run["nodes"]["a"]["status"] == "cached"
@@ -241,13 +257,17 @@ EXPLODES = GRAPH.replace(
 
 
 @pytest.mark.slow
-def test_a_raising_node_reports_its_traceback_and_exit_code(write_graph, tmp_path):
+def test_a_raising_node_reports_its_traceback_and_exit_code(ray_local, write_graph, tmp_path, capfd):
+    """The CLI's own entry point on the session's Ray (a child process would start a Ray of its own)."""
     path, runs = write_graph(EXPLODES), tmp_path / "runs"
-    out = cli("run", str(path), "--run-dir", str(runs), "--num-cpus", "2")
-    assert out.returncode == 2
-    assert "failed   c: RuntimeError: boom from user code" in out.stdout
-    assert "skipped  e: upstream node 'c' failed" in out.stdout
-    assert "taskgraph resume" in out.stderr and "Traceback" not in out.stderr
+    code = main(["run", str(path), "--run-dir", str(runs)])
+    gc.collect()  # Ray reports an unread failed result when its reference is freed (a child's exit did too)
+    time.sleep(1.0)
+    out = capfd.readouterr()
+    assert code == 2
+    assert "failed   c: RuntimeError: boom from user code" in out.out
+    assert "skipped  e: upstream node 'c' failed" in out.out
+    assert "taskgraph resume" in out.err and "Traceback" not in out.err
     run_dir = next((runs / "inc").iterdir())
     error = (run_dir / "c" / "error.txt").read_text()
     assert "boom from user code" in error and "faults.py" in error  # the user's traceback, for debugging

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from taskgraph.cli import main
-from tests.test_incremental import SLOW, cli
+from tests.test_incremental import hold_b, until_b_trains
 from taskgraph.errors import TrainError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,26 +241,19 @@ def test_disk_full_mid_run_ends_in_one_line_with_the_resume_command(ray_local, w
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_marks_the_run_and_names_the_resume_command(write_graph, tmp_path, signum):
-    path, runs = write_graph(SLOW), tmp_path / "runs"
+def test_interrupt_marks_the_run_and_names_the_resume_command(ray_local, write_graph, tmp_path, signum, capfd):
+    (path, hold), runs = hold_b(write_graph, tmp_path), tmp_path / "runs"
     driver = subprocess.Popen(
         [sys.executable, "-m", "taskgraph", "run", str(path), "--run-dir", str(runs), "--num-cpus", "2", "--plain"],
         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,
     )
-    deadline = time.time() + 600  # a busy CI machine takes minutes to start Ray
-    while time.time() < deadline and driver.poll() is None:  # until `a` is done and `b`'s worker has started
-        if list(runs.glob("slow/*/a/metrics.json")) and list(runs.glob("slow/*/b/attempts/*.json")):
-            break
-        time.sleep(0.2)
-    else:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
-        pytest.fail("b never started: " + "\n".join(driver.communicate()))
-    time.sleep(1.0)
+    run_dir = until_b_trains(runs, hold, driver, timeout=600)  # a busy CI machine takes minutes to start Ray
     os.kill(driver.pid, signum)  # the driver only, as `kill` would; Ctrl-C on a terminal reaches it the same way
-    out, err = driver.communicate(timeout=120)
-    run_dir = next((runs / "slow").iterdir())
+    try:
+        out, err = driver.communicate(timeout=120)
+    finally:
+        hold.unlink()  # b trains at full speed from now on (on resume)
     assert driver.returncode == 128 + signum, out + err
     line = one_error_line(err)
     how = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
@@ -274,8 +267,10 @@ def test_interrupt_marks_the_run_and_names_the_resume_command(write_graph, tmp_p
     if signum == signal.SIGTERM:
         return
     a_metrics = (run_dir / "a" / "metrics.json").read_text()
-    resumed = cli("resume", str(run_dir), "--num-cpus", "2")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "cached   a" in resumed.stdout and "done     b" in resumed.stdout and "done     c" in resumed.stdout
+    capfd.readouterr()
+    code = main(["resume", str(run_dir)])  # the CLI's entry point, on the session's Ray (not a third one)
+    resumed = capfd.readouterr()
+    assert code == 0, resumed.out + resumed.err
+    assert "cached   a" in resumed.out and "done     b" in resumed.out and "done     c" in resumed.out
     assert (run_dir / "a" / "metrics.json").read_text() == a_metrics
     assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
