@@ -24,6 +24,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextvars import ContextVar
 from typing import Any
 
@@ -136,6 +137,8 @@ class Reporter:
 
     With the hub's ``name``, a push that failed because the hub died makes the next one look the
     name up again (at most every ``RELOOKUP_EVERY_S``): the driver's replacement gets the rest.
+    It never calls ``ray.get`` or ``ray.wait``: either tells Ray the node's task is blocked, and Ray
+    lends its CPU to a queued node on a new worker process (a cold start) while the node goes on.
     """
 
     def __init__(self, hub: Any, node: str, step_interval_s: float = STEP_INTERVAL_S, name: str | None = None):
@@ -152,21 +155,13 @@ class Reporter:
             self._last_step = now
         if self.name is not None and self._last_push is not None and self._hub_died(self._last_push):
             self._relookup(now)
-        self._last_push = self.hub.push.remote({"node": self.node, "time": now, **event})
+        self._last_push = self.hub.push.remote({"node": self.node, "time": now, **event}).future()
 
-    def _hub_died(self, ref: Any) -> bool:
+    @staticmethod
+    def _hub_died(push: Future) -> bool:
         import ray
 
-        done, _ = ray.wait([ref], timeout=0)
-        if not done:
-            return False
-        try:
-            ray.get(done[0])
-        except ray.exceptions.RayActorError:
-            return True
-        except ray.exceptions.RayError:
-            return False
-        return False
+        return push.done() and isinstance(push.exception(), ray.exceptions.RayActorError)
 
     def _relookup(self, now: float) -> bool:
         """Point at the hub now registered under ``name``; False when there is none (yet)."""
@@ -190,7 +185,11 @@ class Reporter:
         deadline = time.time() + patience_s
         while True:
             try:
-                ray.get(self.hub.push.remote({"node": self.node, "time": time.time(), **event}))
+                # A future, not ray.get: a task blocked in ray.get or ray.wait lends its CPU to a queued
+                # node, which Ray starts on a fresh worker process (torch imported anew: seconds, 88 s
+                # at load 17) while this one is still alive; in a fan-out that was a new worker every
+                # few nodes.
+                self.hub.push.remote({"node": self.node, "time": time.time(), **event}).future().result()
                 return
             except ray.exceptions.RayActorError:
                 if self.name is None or time.time() > deadline:
