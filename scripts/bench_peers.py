@@ -403,6 +403,37 @@ def phase_split(spans: list[dict], run: dict, spawned: float, ended: float) -> d
     return out
 
 
+def node_split(spans: list[dict], shape: str) -> dict[str, float]:
+    """Per-node figures of a chain or fan-out run from the probe's spans (any tool that trains with
+    ``train_node``): how many worker processes ran nodes (each a cold start: torch imported anew),
+    and the node phase without Ray's start and the first node's imports. chain: the median link
+    (a node's start to its child's) and gap (``train_node`` returning to the child's start: hand-on,
+    scheduling, arguments), from the third node on; fan-out: the 99 children's span, first start
+    to last end."""
+    first: dict[str, dict] = {}
+    train: dict[str, dict] = {}
+    for span in spans:
+        if span["node"] and span["ev"] in ("node_job", "train_node"):
+            first.setdefault(span["node"], span)  # node_job when there is one (it starts first)
+            if span["ev"] == "train_node":
+                train.setdefault(span["node"], span)
+    names = sorted(first)
+    if len(names) < 4 or len(train) != len(names):
+        return {}
+    out = {"worker processes": float(len({first[n]["pid"] for n in names}))}
+    if shape == "chain":
+        out["link median (ms)"] = 1000 * statistics.median(
+            first[b]["t0"] - first[a]["t0"] for a, b in zip(names[2:], names[3:]))
+        out["gap median (ms)"] = 1000 * statistics.median(
+            first[b]["t0"] - train[a]["t1"] for a, b in zip(names[2:], names[3:]))
+    else:
+        kids = names[1:]
+        out["children: first start -> last end (s)"] = (
+            max(max(first[n]["t1"], train[n]["t1"]) for n in kids) - min(first[n]["t0"] for n in kids))
+    out["train_node median (ms)"] = 1000 * statistics.median(train[n]["t1"] - train[n]["t0"] for n in names[1:])
+    return out
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -492,13 +523,14 @@ def main() -> None:
                 load = os.getloadavg()[0]
                 if tool in ("taskgraph", "before"):
                     runs = work / f"runs-{shape}-{tool}-{rep}"
-                    took = bench.taskgraph(work / f"{shape}.yaml", runs, roots[tool])[0]
+                    took, spans, _ = bench.taskgraph(work / f"{shape}.yaml", runs, roots[tool])
                     shutil.rmtree(runs, ignore_errors=True)
                 elif tool == "ray":
-                    took = bench.ray(work / f"{shape}.yaml")[0]
+                    took, spans, _ = bench.ray(work / f"{shape}.yaml")
                 else:
-                    took = bench.kedro(work / f"{shape}.yaml", "thread")[0]
+                    took, spans, _ = bench.kedro(work / f"{shape}.yaml", "thread")
                 add(row, tool, took)
+                extra.setdefault(f"split {shape} {tool}", []).append(node_split(spans, shape))
                 extra.setdefault("load", []).append(load)
                 print(f"  {shape} rep {rep} {tool}: {took:.2f}s (load {load:.2f})", flush=True)
 
@@ -545,6 +577,14 @@ def main() -> None:
             if row and row.get(tool) and row.get("ray"):
                 diff = (median(row[tool]) - median(row["ray"])) / 100 * 1000
                 print(f"{shape}: {tool} costs {diff:+.1f} ms a node over plain Ray")
+    for shape in ("chain", "fanout"):
+        splits = {t: extra[f"split {shape} {t}"] for t in tools if extra.get(f"split {shape} {t}")}
+        if splits:
+            print(f"\n## {shape}, per node from the probe (median over repetitions; no Ray start, no first-node imports)")
+            print(f"  {'':<40} " + " ".join(f"{t:>16}" for t in splits))
+            for key in next(iter(splits.values()))[0]:
+                cells = [median([s.get(key) for s in v]) for v in splits.values()]
+                print(f"  {key:<40} " + " ".join(f"{'-' if c is None else f'{c:.1f}':>16}" for c in cells))
     for tool in ["taskgraph"] + before:
         if extra.get(f"partial_trained {tool}"):
             print(f"{tool}: partial rerun trained {extra[f'partial_trained {tool}']} nodes (expected 10)")
