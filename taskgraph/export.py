@@ -7,6 +7,12 @@ of rank 3), so one file serves any batch size and sentence length. ``nn.LSTM`` i
 through torch's while-loop decomposition (``torch.export._patches``): the default one unrolls
 the sequence and fixes its length.
 
+A sequence node whose modules read the batch's lengths (``forward(x, length=None)``: the
+``bilstm`` packs by them, the ``transformer`` masks padding) takes them as a second input,
+``length`` (``(batch,)`` int64), so a padded batch of unequal sentences gets the eager model's
+outputs; packing itself cannot be traced, so the ``bilstm`` computes the same values by masking
+while it is exported (``BiLSTM.by_mask``). Unpadded data passes each row's full length.
+
 Every file is checked before it is kept: it is loaded back (``torch.export.load``, or an
 onnxruntime session) and run on an input of another batch size and length than the one it was
 traced with; unless its outputs equal the eager model's within ``tolerance``, nothing is written.
@@ -31,7 +37,8 @@ if TYPE_CHECKING:
 
     from taskgraph.trained import InputInfo, TrainedNode
 
-__all__ = ["Exported", "ExportError", "FORMATS", "export_node", "node_program", "example_inputs", "run_file", "has_time_axis"]
+__all__ = ["Exported", "ExportError", "FORMATS", "export_node", "node_program", "example_inputs", "example_lengths",
+           "run_file", "has_time_axis", "takes_lengths"]
 
 #: Output formats by file suffix.
 FORMATS = {".pt2": "torch.export", ".onnx": "onnx"}
@@ -55,11 +62,24 @@ class Exported:
     outputs: tuple[str, ...]  # head names (a single-task node: the node's name)
     max_difference: float  # eager vs exported, on an input of another batch size and length
     note: str = ""
+    lengths: bool = False  # a second input `length` (batch,) int64: each row's number of valid steps
 
 
-def node_program(trained: TrainedNode) -> nn.Module:
+def takes_lengths(trained: TrainedNode) -> bool:
+    """Whether the exported node takes ``length`` beside its input: a sequence input, and a module
+    of the node that reads lengths (``takes_length``; the containers that only hand them on aside)."""
+    from taskgraph.train.layers import Sequential
+    from taskgraph.train.model import NodeModel, takes_length
+
+    if not has_time_axis(trained.input.shape, trained.input.dtype):
+        return False
+    return any(takes_length(m) for m in trained.module.modules() if not isinstance(m, (NodeModel, Sequential)))
+
+
+def node_program(trained: TrainedNode, lengths: bool = False) -> nn.Module:
     """The node as one ``nn.Module``: a tensor out for a single-task node, ``{head: tensor}`` for a
-    joint node, computed by the node's own ``outputs`` (so export and eager cannot drift apart)."""
+    joint node, computed by the node's own ``outputs`` (so export and eager cannot drift apart);
+    ``forward(x, length)`` when ``lengths``."""
     from torch import nn
 
     class NodeProgram(nn.Module):
@@ -71,7 +91,12 @@ def node_program(trained: TrainedNode) -> nn.Module:
             out = trained.outputs(x)
             return out if trained.joint else out[trained.name]
 
-    return NodeProgram().eval()
+    class NodeProgramWithLengths(NodeProgram):
+        def forward(self, x: torch.Tensor, length: torch.Tensor) -> Any:  # type: ignore[override]
+            out = trained.outputs(x, length)
+            return out if trained.joint else out[trained.name]
+
+    return (NodeProgramWithLengths() if lengths else NodeProgram()).eval()
 
 
 def _dtype(info: InputInfo) -> torch.dtype:
@@ -104,6 +129,14 @@ def _time_axis(info: InputInfo, shape: tuple[int, ...]) -> bool:
     return has_time_axis(shape, info.dtype)
 
 
+def example_lengths(batch: int, length: int) -> torch.Tensor:
+    """Unequal lengths up to ``length`` (the longest row full, the others shorter, down to 1): a padded
+    batch in which outputs differ wherever padding is read."""
+    import torch
+
+    return torch.tensor([max(length - 2 * i, 1) for i in range(batch)], dtype=torch.int64)
+
+
 def example_inputs(info: InputInfo, batch: int, length: int, seed: int = 0) -> torch.Tensor:
     """An input of ``batch`` examples (``length`` steps for sequences): ids 0/1 (padding and the
     first id, valid for every table), normal floats otherwise."""
@@ -131,28 +164,34 @@ def _recurrent_loops() -> Iterator[None]:
         yield
 
 
-def _trace(program: nn.Module, info: InputInfo) -> tuple[Any, tuple[str | int, ...], str]:
+def _trace(program: nn.Module, info: InputInfo, lengths: bool) -> tuple[Any, tuple[str | int, ...], str]:
     """``torch.export.export`` with a free batch (and time) axis; a model that fixes its sequence
-    length (a user module that flattens time, say) is exported at that length, and said so."""
+    length (a user module that flattens time, say) is exported at that length, and said so.
+    ``lengths``: the program also takes ``length`` (batch,), sharing the input's batch axis."""
     import torch
     from torch.export import Dim
 
     shape = _example_shape(info)
     sequence = bool(shape) and _time_axis(info, shape)
-    example = example_inputs(info, 3, 7)
-    axes: dict[int, Any] = {0: Dim("batch")}
-    if sequence:
-        axes[1] = Dim("length")
+    batch = Dim("batch")
+
+    def args(steps: int) -> tuple[torch.Tensor, ...]:
+        x = example_inputs(info, 3, steps)
+        return (x, example_lengths(3, steps)) if lengths else (x,)
+
+    def dynamic(axes: dict[int, Any]) -> tuple[dict[int, Any], ...]:
+        return (axes, {0: batch}) if lengths else (axes,)
+
     with _recurrent_loops():
         try:
-            return (torch.export.export(program, (example,), dynamic_shapes=(axes,), strict=False),
+            return (torch.export.export(program, args(7), dynamic_shapes=dynamic(
+                        {0: batch, 1: Dim("length")} if sequence else {0: batch}), strict=False),
                     ("batch", "length", *shape[1:]) if sequence else ("batch", *shape), "")
         except torch._dynamo.exc.UserError as exc:  # a constraint violation: an axis cannot stay free
             if not sequence or "length" not in str(exc):
                 raise ExportError(f"torch.export cannot give '{info.field}' a free batch axis: "
                                   f"{str(exc).strip().splitlines()[0]}") from None
-        fixed = example_inputs(info, 3, shape[0])
-        ep = torch.export.export(program, (fixed,), dynamic_shapes=({0: Dim("batch")},), strict=False)
+        ep = torch.export.export(program, args(shape[0]), dynamic_shapes=dynamic({0: batch}), strict=False)
         return ep, ("batch", *shape), f"the model fixes the sequence length at {shape[0]} (as trained)"
 
 
@@ -168,22 +207,26 @@ def _onnx_modules() -> None:
                           "Install them with `pip install 'taskgraph[export]'`, or export to .pt2 instead.")
 
 
-def run_file(path: Path, x: torch.Tensor, outputs: tuple[str, ...], joint: bool) -> dict[str, Any]:
-    """Run an exported file as a user would (no taskgraph model involved): ``{output: numpy array}``."""
+def run_file(path: Path, x: torch.Tensor, outputs: tuple[str, ...], joint: bool,
+             length: torch.Tensor | None = None) -> dict[str, Any]:
+    """Run an exported file as a user would (no taskgraph model involved): ``{output: numpy array}``.
+    ``length``: the second input of a file that takes one (``Exported.lengths``)."""
     import numpy as np
 
+    args = (x,) if length is None else (x, length)
     if path.suffix == ".onnx":
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        values = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        feed = {spec.name: value.numpy() for spec, value in zip(session.get_inputs(), args)}
+        values = session.run(None, feed)
         return dict(zip(outputs, (np.asarray(v) for v in values)))
     import torch
 
     with torch.no_grad():
-        out = torch.export.load(str(path)).module()(x)
+        out = torch.export.load(str(path)).module()(*args)
     return {k: v.numpy() for k, v in out.items()} if joint else {outputs[0]: out.numpy()}
 
 
@@ -207,14 +250,14 @@ def _quiet() -> Iterator[None]:
                 logger.setLevel(level)
 
 
-def _write(ep: Any, path: Path, fmt: str, outputs: tuple[str, ...], input_name: str) -> None:
+def _write(ep: Any, path: Path, fmt: str, outputs: tuple[str, ...], input_names: list[str]) -> None:
     import torch
 
     if fmt == "torch.export":
         torch.export.save(ep, str(path))
         return
     with _recurrent_loops():
-        program = torch.onnx.export(ep, dynamo=True, input_names=[input_name], output_names=list(outputs),
+        program = torch.onnx.export(ep, dynamo=True, input_names=input_names, output_names=list(outputs),
                                     verbose=False)
     program.save(str(path))
 
@@ -234,22 +277,28 @@ def export_node(trained: TrainedNode, output: str | os.PathLike[str], *, toleran
         raise ExportError(f"cannot export to '{path.name}': name the file .pt2 (torch.export) or .onnx (ONNX).")
     if fmt == "onnx":
         _onnx_modules()
-    program = node_program(trained)
+    lengths = takes_lengths(trained)
+    if lengths and trained.input.field == "length":
+        raise ExportError(f"node '{trained.name}' reads a field named 'length' and its modules take lengths: the "
+                          "exported inputs would share one name. Rename the field in the data.")
+    program = node_program(trained, lengths)
     outputs = tuple(trained.heads) if trained.joint else (trained.name,)
     with torch.no_grad(), _quiet():
-        ep, input_shape, note = _trace(program, trained.input)
+        ep, input_shape, note = _trace(program, trained.input, lengths)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     temp_path = Path(temp)
     try:
         with _quiet():
-            _write(ep, temp_path, fmt, outputs, trained.input.field)
+            _write(ep, temp_path, fmt, outputs, [trained.input.field, *(["length"] if lengths else [])])
         fixed = _example_shape(trained.input)[0] if len(input_shape) > 1 else 1
-        probe = example_inputs(trained.input, 5, 5 if "length" in input_shape else fixed, seed=1)
-        got = run_file(temp_path, probe, outputs, trained.joint)
+        steps = 5 if "length" in input_shape else fixed
+        probe = example_inputs(trained.input, 5, steps, seed=1)
+        probe_lengths = example_lengths(5, steps) if lengths else None
+        got = run_file(temp_path, probe, outputs, trained.joint, probe_lengths)
         with torch.no_grad():
-            want = trained.outputs(probe)
+            want = trained.outputs(probe, probe_lengths)
         worst = max(float(np.max(np.abs(got[k] - want[k].numpy()), initial=0.0)) for k in outputs)
         if not worst <= tolerance:
             raise ExportError(f"the exported {fmt} program of node '{trained.name}' differs from the trained model "
@@ -261,4 +310,4 @@ def export_node(trained: TrainedNode, output: str | os.PathLike[str], *, toleran
         os.replace(temp_path, path)
     finally:
         temp_path.unlink(missing_ok=True)
-    return Exported(path, fmt, path.stat().st_size, trained.input.field, input_shape, outputs, worst, note)
+    return Exported(path, fmt, path.stat().st_size, trained.input.field, input_shape, outputs, worst, note, lengths)

@@ -1,6 +1,7 @@
 """`taskgraph export`: .pt2 (torch.export) and .onnx files that run without taskgraph and give the
 eager model's outputs within 1e-5, on a quickstart-like node, a text-like (embedding/BiLSTM/CRF)
-node fed sentences of other lengths than it was traced with, and a joint node (every head)."""
+node fed a padded batch of sentences of unequal lengths (and another padded length than it was
+traced with) with those lengths as its second input, and a joint node (every head)."""
 
 from __future__ import annotations
 
@@ -35,15 +36,15 @@ import torch
 
 out = {}
 for job in json.loads(sys.argv[1]):
-    x = np.load(job["input"])
+    args = [np.load(path) for path in job["inputs"]]  # x, and length where the file takes it
     if job["file"].endswith(".pt2"):
-        result = torch.export.load(job["file"]).module()(torch.from_numpy(x))
+        result = torch.export.load(job["file"]).module()(*map(torch.from_numpy, args))
         result = result if isinstance(result, dict) else {"out": result}
         out.update({job["file"] + ":" + k: v.detach().numpy() for k, v in result.items()})
     else:
         session = onnxruntime.InferenceSession(job["file"], providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
-        values = session.run(None, {session.get_inputs()[0].name: x})
+        values = session.run(None, {i.name: a for i, a in zip(session.get_inputs(), args)})
         out.update({job["file"] + ":" + (k if len(names) > 1 else "out"): v for k, v in zip(names, values)})
 np.savez(sys.argv[2], **out)
 print("taskgraph imported:", any(m.split(".")[0] == "taskgraph" for m in sys.modules))
@@ -56,22 +57,32 @@ NODES = ("up", "tagger", "joint")
 def test_exported_files_run_without_taskgraph_and_equal_eager(served_run, tmp_path, capsys):
     data = inputs(served_run)
     jobs, eager = [], {}
+    length = data["tagger.length"]
+    assert len(set(length.tolist())) > 1 and length.max() <= data["tagger"].shape[1]  # padded, unequal lengths
+    np.save(tmp_path / "tagger.length.npy", length)
     for node in NODES:
         x = data[node]
         np.save(tmp_path / f"{node}.npy", x)
         trained = taskgraph.load_node(served_run, node)
-        eager[node] = {k: v.numpy() for k, v in trained.outputs(torch.from_numpy(x)).items()}
+        lengths = torch.from_numpy(length) if node == "tagger" else None
+        eager[node] = {k: v.numpy() for k, v in trained.outputs(torch.from_numpy(x), lengths).items()}
+        if node == "tagger":  # the BiLSTM packs by length: reading the padding would give other outputs
+            unpacked = trained.outputs(torch.from_numpy(x))["tagger"].numpy()
+            assert np.abs(unpacked - eager[node]["tagger"]).max() > 1e-3
+        inputs_of = [str(tmp_path / f"{node}.npy")] + ([] if lengths is None else [str(tmp_path / "tagger.length.npy")])
         for suffix in (".pt2", ".onnx"):
             path = tmp_path / f"{node}{suffix}"
             assert main(["export", str(served_run), "--node", node, "-o", str(path)]) == 0
             line = capsys.readouterr().out
             assert f"{path}:" in line and "max |exported - eager|" in line
-            if (node, suffix) == ("tagger", ".pt2"):  # the line names the free axes it was exported with
-                assert "input x (batch, length)" in line, line
+            if (node, suffix) == ("tagger", ".pt2"):  # the line names the free axes and the lengths input
+                assert "input x (batch, length), length (batch) int64;" in line, line
+            elif node == "up":  # no sequence, no lengths input
+                assert "length (batch)" not in line, line
             umask = os.umask(0)
             os.umask(umask)
             assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as any file the user writes, not mkstemp's 0600
-            jobs.append({"file": str(path), "input": str(tmp_path / f"{node}.npy"), "node": node})
+            jobs.append({"file": str(path), "inputs": inputs_of, "node": node})
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(jobs), str(tmp_path / "out.npz")],
                           check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)

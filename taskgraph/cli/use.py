@@ -119,7 +119,8 @@ def export_(
     with _writing(output):
         done = export_node(trained, output)
     shape = ", ".join(map(str, done.input_shape))
-    _echo(f"{done.path}: {done.format}, {done.bytes / 1e6:.2f} MB; input {done.input_name} ({shape}); "
+    lengths = ", length (batch) int64" if done.lengths else ""
+    _echo(f"{done.path}: {done.format}, {done.bytes / 1e6:.2f} MB; input {done.input_name} ({shape}){lengths}; "
           f"outputs {', '.join(done.outputs)}; max |exported - eager| {done.max_difference:.1e}")
     if done.note:
         _echo(f"note: {done.note}")

@@ -112,6 +112,9 @@ class BiLSTM(nn.Module):
     the same whatever it is padded to (training cuts each batch to its longest sentence,
     evaluation may not). Positions past a length come out as zeros. Without ``length`` every
     position is read, padding included.
+
+    Packing sorts the batch and sizes tensors by the lengths' values, which ``torch.export``
+    cannot trace; while exporting, the same outputs come from ``by_mask`` instead.
     """
 
     def __init__(self, in_dim: int, hidden: int, layers: int, dropout: float):
@@ -121,6 +124,8 @@ class BiLSTM(nn.Module):
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
+        if length is not None and torch.compiler.is_exporting():
+            return self.drop(self.by_mask(x, length))
         time = x.shape[1]
         if length is None or time == 0:
             return self.drop(self.lstm(x)[0])
@@ -131,6 +136,36 @@ class BiLSTM(nn.Module):
         if bool((steps == 0).any()):
             out = out * (steps > 0).to(out.device, out.dtype)[:, None, None]
         return self.drop(out)
+
+    def by_mask(self, x: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """What the packed LSTM gives, in operations with static shapes (exportable, any batch and
+        length): per layer, the forward direction reads the padded rows as they are (padding comes
+        after the words it could affect), the backward direction reads each row with its first
+        ``length`` steps reversed, so that it starts on the last word; its outputs are reversed back,
+        and positions past a length are zeroed, as ``pad_packed_sequence`` leaves them."""
+        lstm = self.lstm
+        time = torch.arange(x.shape[1], device=x.device)[None, :]
+        steps = length.to(x.device, torch.long).clamp(0, x.shape[1])[:, None]  # as packing: past the end is the end
+        inside = time < steps
+        flip = torch.where(inside, steps - 1 - time, time)[:, :, None]  # its own inverse
+
+        def reverse(h: torch.Tensor) -> torch.Tensor:
+            return h.gather(1, flip.expand(-1, -1, h.shape[2]))
+
+        zeros = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+        h = x
+        for layer in range(lstm.num_layers):
+            if layer:
+                h = nn.functional.dropout(h, lstm.dropout, self.training)
+            outs = []
+            for suffix in ("", "_reverse"):
+                params = [getattr(lstm, f"{kind}_l{layer}{suffix}")
+                          for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                seen = reverse(h) if suffix else h
+                out = torch.lstm(seen, (zeros, zeros), params, True, 1, 0.0, False, False, True)[0]
+                outs.append(reverse(out) if suffix else out)
+            h = torch.cat(outs, dim=-1) * inside[:, :, None].to(x.dtype)
+        return h
 
 
 class _ReverseGradient(torch.autograd.Function):

@@ -63,6 +63,21 @@ def test_a_sentence_reads_the_same_padded_to_10_or_50():
     assert torch.allclose(model(ids[1:2, :3])[0], short[1, :3], atol=1e-6)
 
 
+def test_the_exportable_bilstm_equals_the_packed_one():
+    """``BiLSTM.by_mask`` (what torch.export traces: packing cannot be) gives the packed outputs:
+    two layers, lengths of every kind (full, short, empty, past the padded end)."""
+    from taskgraph.train.modules import BiLSTM
+
+    torch.manual_seed(0)
+    lstm = BiLSTM(4, 5, layers=2, dropout=0.0).eval()
+    x, length = torch.randn(5, 8, 4), torch.tensor([8, 3, 0, 1, 11])
+    with torch.no_grad():
+        packed, masked = lstm(x, length), lstm.by_mask(x, length)
+    assert torch.allclose(masked, packed, rtol=0, atol=1e-6)
+    assert (masked[2] == 0).all() and (masked[1, 3:] == 0).all()
+    assert not torch.allclose(lstm(x)[1, :3], packed[1, :3], atol=1e-3)  # unpacked reads the padding
+
+
 def test_gradients_do_not_reach_padding_through_the_packed_lstm():
     model = NodeModel(_configs(trunk={"type": "bilstm", "hidden": 4}), in_dim=3, where="tasks.t")
     x = torch.randn(2, 6, 3, requires_grad=True)
