@@ -273,3 +273,38 @@ def test_a_raising_node_reports_its_traceback_and_exit_code(ray_local, write_gra
     assert "boom from user code" in error and "faults.py" in error  # the user's traceback, for debugging
     run = json.loads((run_dir / "run.json").read_text())
     assert {n: run["nodes"][n]["status"] for n in "abcde"} == {"a": "done", "b": "done", "c": "failed", "d": "done", "e": "skipped"}
+
+
+SELECTED = FAULTY.replace(
+    "train: {epochs: 3, batch_size: 32, checkpoint_every: 5}",
+    # mode max on the loss: the worst epoch (the first, the loss falls) is the one kept; never the last
+    "train: {epochs: 3, batch_size: 32, checkpoint_every: 5, select: best, monitor: loss, mode: max}",
+).replace("    loss: {type: cross_entropy, target: label}\n  b:", "    loss: {type: cross_entropy, target: label}\n"
+          "    metrics: [accuracy]\n  b:")
+
+
+@pytest.mark.slow
+def test_a_resumed_node_keeps_and_serves_the_epoch_it_selected_before_the_interruption(ray_local, write_graph,
+                                                                                       tmp_path):
+    """select: best across a kill: epoch 1 is chosen, then the worker dies in epoch 3 and the node
+    resumes from step 20's checkpoint; the kept weights, metrics.json and what load_node serves
+    are epoch 1's, as in a run never interrupted."""
+    from taskgraph.apply import evaluate_run
+
+    marker = tmp_path / "killed-once"
+    spec = taskgraph.load(write_graph(SELECTED.replace("MARKER", str(marker))))
+    result = taskgraph.run(spec, run_root=tmp_path / "runs", only="a")
+    assert marker.exists() and result.records["a"].status == "done"
+    assert result.records["a"].meta["resumed_from_step"] == 20  # the choice of epoch 1 came from the checkpoint
+    metrics = json.loads((result.run_dir / "a" / "metrics.json").read_text())
+    losses = [row["val_loss"] for row in metrics["history"]]
+    assert len(losses) == 3 and metrics["selected_epoch"] == losses.index(max(losses)) + 1 == 1
+    first = metrics["history"][0]
+    assert metrics["final"] == {"loss": first["val_loss"], "accuracy": first["val_accuracy"]}
+    served = evaluate_run(result.run_dir, ["a"])[0]  # load_node's weights, scored on validation again
+    assert served.metrics == pytest.approx(metrics["final"], abs=1e-6)
+    clean = taskgraph.run(spec, run_root=tmp_path / "clean", only="a")  # the marker is there: no kill
+    assert clean.records["a"].meta["resumed_from_step"] is None
+    assert json.loads((clean.run_dir / "a" / "metrics.json").read_text())["selected_epoch"] == 1
+    assert digest(load_params(clean.run_dir / "a" / "params.safetensors")) == digest(
+        load_params(result.run_dir / "a" / "params.safetensors"))
