@@ -65,3 +65,32 @@ def test_example_graph_runs_on_a_slice(ray_local, tmp_path, name):
         final = result.metrics(node)
         assert final, node
         assert all(0.0 <= v <= 1.0 for k, v in final.items() if not k.endswith("loss")), (node, final)
+    if name == "digits.yaml":
+        _use_the_trained_digits(spec, Path(result.run_dir), tmp_path)
+
+
+def _use_the_trained_digits(spec, run_dir: Path, tmp_path: Path) -> None:
+    """Issue 14 on the digits graph (the quickstart and text shapes are in test_trained/test_export):
+    evaluate gives the nodes' own validation metrics, predictions reproduce the accuracies, and an
+    exported node (two column-split encoders side by side, inherited from two branches) equals eager.
+    The nodes on MNIST and the pairs only: featurising FSDD's clips again for `align`, `spoken_digit`
+    and `speaker_id` would cost the suite ~20 s more (they evaluate equal too, by hand)."""
+    import numpy as np
+
+    from taskgraph.apply import evaluate_run, predict_node
+    from taskgraph.export import export_node, run_file
+    from taskgraph.train.data import load_data
+
+    scores = evaluate_run(run_dir, ["written_digit", "digit_match"])
+    for scored in scores:
+        assert scored.split == "val" and scored.metrics == pytest.approx(scored.recorded, abs=1e-6), scored.node
+    for node, source, target in (("written_digit", "mnist", "digit"), ("digit_match", "pairs", "same")):
+        columns, _words, _split = predict_node(run_dir, node)
+        labels = load_data(spec.data[source]).val[target].numpy()
+        accuracy = float((columns[f"{node}.class"] == labels).mean())
+        assert accuracy == pytest.approx(taskgraph.load_node(run_dir, node).metrics["final"]["accuracy"], abs=1e-6)
+    trained = taskgraph.load_node(run_dir, "digit_match")
+    done = export_node(trained, tmp_path / "digit_match.pt2")
+    x = load_data(spec.data["pairs"]).val["x"][:64]
+    got = run_file(done.path, x, done.outputs, joint=False)["digit_match"]
+    np.testing.assert_allclose(got, trained.outputs(x)["digit_match"].numpy(), rtol=0, atol=1e-5)
