@@ -2,63 +2,27 @@
 clean environment (no ``RAY_AUTH_MODE``: only what README says to set), plus what goes wrong first
 (a dead address, no token), `jobs`/`stop`, a bad run directory in a job, and a second "host".
 
-One loopback cluster for the module, started and stopped by README's own lines. Every command runs
-in a child process whose environment is PATH, PYTHONPATH and a scratch HOME (so no
-``~/.ray/auth_token`` of this machine is found) plus what the test names.
+The cluster is the session's loopback one, started and stopped by README's own lines
+(tests/execute/loopback.py). Every command runs in a child process whose environment is PATH,
+PYTHONPATH and a scratch HOME (so no ``~/.ray/auth_token`` of this machine is found) plus what the
+test names.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import shutil
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.execute.loopback import LOOPBACK, clean_env, local_cluster, readme_block, sh
+
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-
-
-def readme_block(heading: str) -> list[str]:
-    """The lines of the first ```bash block after ``heading`` in README (comments kept: bash skips them)."""
-    after = README[README.index(heading):]
-    block = re.search(r"```bash\n(.*?)```", after, re.S)
-    assert block, f"no bash block after {heading!r}"
-    return [line for line in block.group(1).splitlines() if line.strip()]
-
-
-LOOPBACK = readme_block("### A multi-node cluster on one machine (no Docker)")
-
-
-def _load_local_cluster():
-    spec = importlib.util.spec_from_file_location("local_cluster_client", ROOT / "scripts" / "local_cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-local_cluster = _load_local_cluster()
-
-
-def clean_env(home: Path, **extra: str) -> dict[str, str]:
-    """What a fresh shell has: the Python that has taskgraph and Ray on PATH, this checkout first."""
-    return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(home),
-            **extra}
-
-
-def sh(script: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
-    """``script`` in bash with errexit; a hang becomes a failure (TimeoutExpired), never a long wait."""
-    return subprocess.run(["bash", "-c", "set -eo pipefail\n" + script], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def free_port() -> int:
@@ -68,22 +32,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(readme_cluster):
     """A user's project folder (the repository's scripts and graphs), a cluster started by README's line."""
-    start, stop = LOOPBACK[0], LOOPBACK[-1]
-    assert start.startswith("scripts/local_cluster.sh start") and stop.strip() == "scripts/local_cluster.sh stop"
-    folder = tmp_path_factory.mktemp("project")
-    home = tmp_path_factory.mktemp("home")
-    (folder / "scripts").symlink_to(ROOT / "scripts")
-    shutil.copytree(ROOT / "graphs", folder / "graphs")  # shipped with `submit`: a real folder, as in a clone
-    env = clean_env(home)
-    up = sh(start, folder, env, timeout=400)
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        state = json.loads((folder / ".cluster" / "cluster.json").read_text())
-        yield {"dir": folder, "home": home, "env": env, "state": state}
-    finally:
-        sh(stop, folder, env, timeout=120)
+    return readme_cluster
 
 
 def with_token(project) -> dict[str, str]:
