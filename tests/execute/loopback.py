@@ -63,12 +63,14 @@ def start_readme_cluster(folder: Path, home: Path) -> dict:
     (folder / "scripts").symlink_to(ROOT / "scripts")
     shutil.copytree(ROOT / "graphs", folder / "graphs")  # shipped with `submit`: a real folder, as in a clone
     env = clean_env(home)
-    up = sh(start, folder, env, timeout=400)
     project = {"dir": folder, "home": home, "env": env}
-    if up.returncode != 0:
+    try:
+        up = sh(start, folder, env, timeout=400)
+        assert up.returncode == 0, up.stdout + up.stderr
+        return {**project, "state": json.loads((folder / ".cluster" / "cluster.json").read_text())}
+    except BaseException:  # a start that failed or hung: end what it started
         stop_readme_cluster(project)
-        raise AssertionError(up.stdout + up.stderr)
-    return {**project, "state": json.loads((folder / ".cluster" / "cluster.json").read_text())}
+        raise
 
 
 def stop_readme_cluster(project: dict) -> None:
