@@ -134,10 +134,14 @@ def _node_args(ports: range, ip: str = NODE_IP) -> list[str]:
     ]
 
 
+#: What ``ray start`` says when a busy machine made it miss one of Ray's fixed startup windows.
+BUSY = ("timed out during startup", "Failed to start the dashboard")
+
+
 def _ray_start(args: list[str], env: dict[str, str], state: dict, book: PortBook, ip: str = NODE_IP,
                attempts: int = 5) -> list[str]:
     """``ray start ARGS`` plus a fresh block of node ports from ``book``; a node that misses Ray's fixed
-    30 s startup window (a busy 2-core machine) has what it started ended and is started once more on
+    startup windows (``BUSY``: a busy 2-core machine) has what it started ended and is started once more on
     another block (the first stays taken: what was ended may still hold it). Returns the args used."""
     ray = str(Path(sys.executable).with_name("ray"))
     ray = ray if Path(ray).exists() else "ray"
@@ -147,7 +151,7 @@ def _ray_start(args: list[str], env: dict[str, str], state: dict, book: PortBook
         proc = subprocess.run([ray, "start", *used], env=env, capture_output=True, text=True, timeout=180)
         if proc.returncode == 0:
             return used
-        if attempt == attempts or "timed out during startup" not in proc.stdout + proc.stderr:
+        if attempt == attempts or not any(t in proc.stdout + proc.stderr for t in BUSY):
             raise RuntimeError(f"ray start {' '.join(used)} failed:\n{proc.stdout}\n{proc.stderr}")
         if "--head" in args:  # nothing else runs yet: end all of it (GCS, dashboard, raylet)
             _kill(cluster_pids(state), grace=2.0)

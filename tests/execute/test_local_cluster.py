@@ -92,7 +92,8 @@ def ports_of(args: list[str], flags: tuple[str, ...] = HEAD_FLAGS + NODE_FLAGS) 
 
 def record_ray_starts(monkeypatch, slow_first: set[str]) -> list[tuple[list[str], bool]]:
     """``ray start`` recorded, not run: (args, started) per call; the first start of each node named
-    in ``slow_first`` ("head", "worker") misses Ray's startup window, so it is retried."""
+    in ``slow_first`` ("head", "worker") misses one of Ray's startup windows (the head its dashboard's,
+    a worker its raylet's, as a busy machine does), so it is retried."""
     calls: list[tuple[list[str], bool]] = []
 
     def run(cmd, **_kwargs):
@@ -101,8 +102,9 @@ def record_ray_starts(monkeypatch, slow_first: set[str]) -> list[tuple[list[str]
         missed = kind in slow_first
         slow_first.discard(kind)
         calls.append((args, not missed))
-        return subprocess.CompletedProcess(cmd, 1 if missed else 0, "ray start timed out during startup" if missed
-                                           else "started", "")
+        said = {"head": "ERROR services.py:1431 -- Failed to start the dashboard",
+                "worker": "The current node timed out during startup."}[kind]
+        return subprocess.CompletedProcess(cmd, 1 if missed else 0, said if missed else "started", "")
 
     monkeypatch.setattr(local_cluster, "socket", types.SimpleNamespace(socket=ScriptedPorts().socket))
     monkeypatch.setattr(local_cluster, "subprocess", types.SimpleNamespace(run=run))
@@ -115,12 +117,12 @@ def record_ray_starts(monkeypatch, slow_first: set[str]) -> list[tuple[list[str]
 def test_every_port_a_cluster_takes_is_its_own_and_free(monkeypatch, tmp_path):
     calls = record_ray_starts(monkeypatch, slow_first={"head", "worker"})
     try:
-        state = local_cluster.start(tmp_path / "cluster", gpu_workers=2, cpu_workers=2)
+        local_cluster.start(tmp_path / "cluster", gpu_workers=2, cpu_workers=2)
         local_cluster.join(tmp_path / "cluster", "host2")
         local_cluster.join(tmp_path / "cluster", "host3")  # another process would read the same cluster.json
     finally:
         saved = json.loads((tmp_path / "cluster" / "cluster.json").read_text())
-        for folder in [state["temp_dir"], *saved.get("temp_dirs", [])]:
+        for folder in [saved["temp_dir"], *saved.get("temp_dirs", [])]:
             shutil.rmtree(folder, ignore_errors=True)
     started = [args for args, ok in calls if ok]
     assert len(started) == 1 + 4 + 2 and len(calls) == len(started) + 2  # head and one worker retried
