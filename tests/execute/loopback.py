@@ -65,7 +65,7 @@ def start_readme_cluster(folder: Path, home: Path) -> dict:
     env = clean_env(home)
     project = {"dir": folder, "home": home, "env": env}
     try:
-        up = sh(start, folder, env, timeout=400)
+        up = sh(start, folder, env, timeout=900)  # retries on a busy machine take minutes
         assert up.returncode == 0, up.stdout + up.stderr
         return {**project, "state": json.loads((folder / ".cluster" / "cluster.json").read_text())}
     except BaseException:  # a start that failed or hung: end what it started
