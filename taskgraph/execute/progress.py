@@ -176,6 +176,20 @@ class Reporter:
             return False
         return True
 
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until the hub holds this node's reports so far, before the node hands its state on.
+
+        A child starts from that state in another process and reports from there; without this,
+        the parent's last epoch could reach the driver after the child's start (pushes are not
+        waited for). Calls from one caller to an actor run in order, so the last push being done
+        means all are. Waits on the push's future, never ``ray.get`` (see the class docstring);
+        a dead or slow hub costs at most ``timeout_s`` and loses only live progress.
+        """
+        if self._last_push is None:
+            return
+        with contextlib.suppress(Exception):
+            self._last_push.result(timeout=timeout_s)
+
     def finish(self, event: dict[str, Any], patience_s: float = 3.0) -> None:
         """The node's last event, pushed *and waited for*: the hub then holds every event of this
         node (one caller's calls run in order) before the node's result reaches the driver.

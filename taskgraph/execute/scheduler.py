@@ -78,6 +78,8 @@ def _execute(
                   "gpu_ids": [str(g) for g in ray.get_gpu_ids()]})
     with reporting(reporter):
         state, meta = node_fn(name, payload, dict(zip(input_names, input_values)))
+        if reporter:
+            reporter.flush()  # the node's epochs reach the driver before any child's start
         yield state
         del state  # ``finish`` keeps what it still has to write
         handed = time.time()

@@ -185,3 +185,50 @@ def test_a_node_reports_without_blocking_in_ray(ray_local, monkeypatch):
         reporter.finish({"kind": "end"})
     events = ray.get(hub.drain.remote())
     assert [e["kind"] for e in events] == ["start", "epoch", "epoch", "end"]
+
+
+def test_flush_waits_for_the_pushes_already_sent_and_gives_up_on_a_stuck_hub():
+    """A node flushes before handing its state on (scheduler.node_job), so a child's "start" cannot
+    reach the driver before the parent's last epoch: pushes are not waited for one by one, and a
+    worker's first pushes can sit in its submit queue while the child's process reports at once
+    (seen in the full suite: b's start drained 7 events before a's last epoch)."""
+    import threading
+
+    pending: list[Future] = []
+
+    class SlowRef:
+        def future(self):
+            done = Future()
+            pending.append(done)
+            threading.Timer(0.3, done.set_result, (None,)).start()
+            return done
+
+    class StuckRef:
+        def future(self):
+            return Future()  # never completes: a hub that died or hangs
+
+    class Method:
+        def __init__(self, ref):
+            self.ref = ref
+
+        def remote(self, event):
+            return self.ref()
+
+    class Hub:
+        push = Method(SlowRef)
+
+    reporter = progress.Reporter(Hub(), "a")
+    reporter.flush()  # nothing sent yet: returns at once
+    reporter({"kind": "epoch", "epoch": 1})
+    assert not pending[-1].done()
+    reporter.flush()
+    assert pending[-1].done()
+
+    class StuckHub:
+        push = Method(StuckRef)
+
+    stuck = progress.Reporter(StuckHub(), "a")
+    stuck({"kind": "epoch", "epoch": 1})
+    started = time.monotonic()
+    stuck.flush(timeout_s=0.2)  # loses live progress at worst, never the node
+    assert time.monotonic() - started < 5.0
