@@ -213,13 +213,22 @@ def hold_b(write_graph, tmp_path: Path) -> tuple[Path, Path]:
     return write_graph(SLOW.replace("HOLD", str(hold))), hold
 
 
+def _status(run_json: Path, node: str) -> str | None:
+    try:
+        return json.loads(run_json.read_text())["nodes"][node]["status"]
+    except (OSError, ValueError, KeyError):  # not written yet or mid-replace
+        return None
+
+
 def until_b_trains(runs: Path, hold: Path, driver: subprocess.Popen, timeout: float) -> Path:
-    """Wait until ``a`` is finished and ``b`` is inside a training step; returns the run folder."""
+    """Wait until the driver has ``a`` done (in run.json: its files, cache entry and record are
+    durable) and ``b`` is inside a training step; returns the run folder. ``b`` starts from ``a``'s
+    state while ``a`` still writes its files, so ``a``'s metrics.json alone is too early."""
     deadline = time.time() + timeout
     while time.time() < deadline and driver.poll() is None:
-        run_dirs = list((runs / "slow").glob("*/run.json"))
-        if run_dirs and (run_dirs[0].parent / "a" / "metrics.json").exists() and Path(f"{hold}.reached").exists():
-            return run_dirs[0].parent
+        run_jsons = list((runs / "slow").glob("*/run.json"))
+        if run_jsons and Path(f"{hold}.reached").exists() and _status(run_jsons[0], "a") == "done":
+            return run_jsons[0].parent
         time.sleep(0.1)
     if driver.poll() is None:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
