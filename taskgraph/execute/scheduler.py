@@ -375,7 +375,10 @@ def run_jobs(
         submit_ready()  # its resources are free again for nodes that were waiting for room
 
     def drain_progress() -> None:
+        """Hand the hub's events to ``on_progress``; nothing without a hub (none asked for, or given up)."""
         nonlocal hub, link, hub_restarts, last_drain
+        if hub is None:
+            return
         last_drain = time.time()
         try:
             events = ray.get(hub.drain.remote())
@@ -406,7 +409,7 @@ def run_jobs(
             # Drained when the wait times out, before a node's end or failure, and at most every
             # DRAIN_EVERY_S after a hand-on: never between a state and its children's submission
             # (an actor round trip, three a node before, on the critical path of a chain).
-            if hub is not None and not ready:
+            if not ready:
                 drain_progress()
             if not ready or ready[0] not in pending:
                 continue
@@ -416,8 +419,7 @@ def run_jobs(
                 ref = next(stream)
             except StopIteration:  # it failed before handing anything on: its first object is the error
                 del pending[stream]
-                if hub is not None:
-                    drain_progress()
+                drain_progress()
                 failed(flight, _error_in(flight.state))
                 continue
             if flight.state is None:
@@ -428,18 +430,16 @@ def run_jobs(
             except Exception as exc:  # the node's own exception, wrapped by Ray
                 del pending[stream]
                 _drain(flight)
-                if hub is not None:
-                    drain_progress()
+                drain_progress()
                 failed(flight, exc)
                 continue
             if not flight.handed:
                 hand_on(flight)
-                if hub is not None and time.time() - last_drain >= DRAIN_EVERY_S:  # a busy run's live view
+                if time.time() - last_drain >= DRAIN_EVERY_S:  # a busy run's live view
                     drain_progress()
             else:
                 del pending[stream]
-                if hub is not None:  # its last events (pushed and waited for) come before its record
-                    drain_progress()
+                drain_progress()  # its last events (pushed and waited for) come before its record
                 finished(flight, value)
                 submit_ready()
     except BaseException as exc:  # Ctrl-C, SIGTERM, or the driver's own failure (a full disk): stop what runs
@@ -453,8 +453,7 @@ def run_jobs(
                 records[other].status = "done"
                 notify(records[other])
         raise
-    if hub is not None:
-        drain_progress()
+    drain_progress()
     return records
 
 
