@@ -41,7 +41,8 @@ FINITE_CHECK_EVERY = 50
 class Provenance(list):
     """The records of a node's inherited modules. Their sha256 digests are taken on a thread while
     the node trains (hashlib releases the GIL): hashing a 400 MB module before the first step
-    would hold the node back by as long as the hand-off itself. ``wait`` returns the full list."""
+    would hold the node back by as long as the hand-off itself. ``wait`` returns the full list;
+    a pickled ``Provenance`` (a Ray Train worker's output) waits and travels as that plain list."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -74,18 +75,28 @@ class Provenance(list):
             raise self._error
         return list(self)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (self.wait(),))
+
 
 @dataclass
 class NodeOutput:
+    """What a trained node hands back. ``inherited`` (the provenance records of the modules it took
+    in, with their sha256) waits for the digests on first read: the runner reads it while writing
+    the node's files, after the state has gone to the children, so hashing a large inherited module
+    never holds back a child's start."""
+
     state: dict[str, np.ndarray]
     metrics: dict[str, Any]
-    inherited: list[dict[str, str]] = field(default_factory=list)
+    provenance: list[dict[str, str]] = field(default_factory=list)  # may still be hashing: read ``inherited``
     device: str = "cpu"
     steps: int = 0
 
-    def __post_init__(self) -> None:
-        if isinstance(self.inherited, Provenance):  # every digest taken before the output leaves the node
-            self.inherited = self.inherited.wait()
+    @property
+    def inherited(self) -> list[dict[str, str]]:
+        if isinstance(self.provenance, Provenance):
+            self.provenance = self.provenance.wait()
+        return self.provenance
 
 
 def pick_device(gpus: float) -> torch.device:

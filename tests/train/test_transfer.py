@@ -107,3 +107,36 @@ def test_same_seed_same_result(spec):
     a = train_node(NodeRequest("up", task, spec.data["shapes"], seed=5), {})
     b = train_node(NodeRequest("up", task, spec.data["shapes"], seed=5), {})
     assert digest(a.state) == digest(b.state)
+
+
+def test_a_node_returns_before_its_inherited_digest_and_waits_for_it_when_read(spec, upstream, monkeypatch):
+    """The sha256 of an inherited module is taken on a thread; a node hands its state on without
+    waiting for it (a 400 MB module's hash held each child of a chain back), and ``inherited``
+    waits for it when the node's files are written. Also: a pickled output carries the digests."""
+    import pickle
+    import threading
+
+    import taskgraph.train.loop as loop
+
+    gate, hashing = threading.Event(), threading.Event()
+
+    def slow_digest(state):
+        hashing.set()
+        assert gate.wait(60), "the test never opened the gate"
+        return digest(state)
+
+    monkeypatch.setattr(loop, "digest", slow_digest)
+    done: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: done.setdefault("out", run_down(spec, upstream, "freeze")), daemon=True)
+    worker.start()
+    worker.join(30)
+    try:
+        assert "out" in done, "train_node waited for the inherited module's digest before returning"
+        assert hashing.is_set()
+    finally:
+        gate.set()
+    out = done["out"]
+    expected = [{"module": "encoder", "from": "up.encoder", "mode": "freeze",
+                 "sha256": digest(module_state(upstream.state, "encoder"))}]
+    assert out.inherited == expected
+    assert pickle.loads(pickle.dumps(out)).inherited == expected
