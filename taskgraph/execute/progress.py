@@ -23,13 +23,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextvars import ContextVar
 from typing import Any
 
 __all__ = [
-    "ProgressHub", "Reporter", "report", "reporting", "start_hub", "restart_hub", "forget_hub", "hub_name",
+    "ProgressHub", "Reporter", "EventOrder", "report", "reporting", "start_hub", "restart_hub", "forget_hub", "hub_name",
     "STEP_INTERVAL_S", "DRAIN_EVERY_S",
 ]
 
@@ -145,6 +146,7 @@ class Reporter:
         self.hub, self.node, self.step_interval_s, self.name = hub, node, step_interval_s, name
         self._last_step = float("-inf")
         self._last_push: Any = None
+        self.sent = 0  # events pushed so far: the hand-on marker tells the driver (``EventOrder``)
         self._last_lookup = float("-inf")
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -156,6 +158,7 @@ class Reporter:
         if self.name is not None and self._last_push is not None and self._hub_died(self._last_push):
             self._relookup(now)
         self._last_push = self.hub.push.remote({"node": self.node, "time": now, **event}).future()
+        self.sent += 1
 
     @staticmethod
     def _hub_died(push: Future) -> bool:
@@ -175,20 +178,6 @@ class Reporter:
         except ValueError:  # the driver has not started the new one yet
             return False
         return True
-
-    def flush(self, timeout_s: float = 5.0) -> None:
-        """Wait until the hub holds this node's reports so far, before the node hands its state on.
-
-        A child starts from that state in another process and reports from there; without this,
-        the parent's last epoch could reach the driver after the child's start (pushes are not
-        waited for). Calls from one caller to an actor run in order, so the last push being done
-        means all are. Waits on the push's future, never ``ray.get`` (see the class docstring);
-        a dead or slow hub costs at most ``timeout_s`` and loses only live progress.
-        """
-        if self._last_push is None:
-            return
-        with contextlib.suppress(Exception):
-            self._last_push.result(timeout=timeout_s)
 
     def finish(self, event: dict[str, Any], patience_s: float = 3.0) -> None:
         """The node's last event, pushed *and waited for*: the hub then holds every event of this
@@ -212,6 +201,70 @@ class Reporter:
                     time.sleep(0.1)
             except ray.exceptions.RayError:
                 return
+
+
+class EventOrder:
+    """Driver side: passes events on with every parent's reports before its children's, without
+    making any node wait for the hub.
+
+    A child starts from its parent's state in another process and reports from there, while the
+    parent's last pushes may still be on their way to the hub (one caller's calls to the hub keep
+    their order; two callers' do not). Rather than having each node wait for the hub before
+    handing its state on (an actor round trip on every link of a chain, tens of ms on a busy
+    machine), the node's hand-on marker says how many events it sent (``Reporter.sent``): the
+    children's events are held here until that many of the parent's have come, or until the
+    parent's record arrives (events sent to a hub that died never come).
+    """
+
+    def __init__(self, deliver: Callable[[dict[str, Any]], None]):
+        self.deliver = deliver
+        self.heard: Counter[str] = Counter()
+        self._gates: dict[str, dict[str, int]] = {}  # child -> {parent: events of the parent to hear first}
+        self._held: dict[str, list[dict[str, Any]]] = {}
+
+    def gate(self, child: str, parent: str, sent: int) -> None:
+        """Hold ``child``'s events until ``sent`` events of ``parent`` have been passed on."""
+        if self.heard[parent] < sent:
+            self._gates.setdefault(child, {})[parent] = sent
+
+    def push(self, event: dict[str, Any]) -> None:
+        node = event.get("node")
+        if node is not None and (node in self._held or not self._open(node)):
+            self._held.setdefault(node, []).append(event)  # after its own held ones, whatever the gates say now
+            self._flush_held()
+            return
+        self._pass(event)
+
+    def release(self, parent: str) -> None:
+        """``parent`` has ended: nothing more of it will come; its children's events may go."""
+        for gates in self._gates.values():
+            gates.pop(parent, None)
+        self._flush_held()
+
+    def release_all(self) -> None:
+        self._gates.clear()
+        self._flush_held()
+
+    def _open(self, node: str) -> bool:
+        gates = self._gates.get(node)
+        if gates:
+            for parent, need in list(gates.items()):
+                if self.heard[parent] >= need:
+                    del gates[parent]
+        return not gates
+
+    def _pass(self, event: dict[str, Any]) -> None:
+        self.deliver(event)
+        node = event.get("node")
+        if node is not None:
+            self.heard[node] += 1
+            if self._held:
+                self._flush_held()
+
+    def _flush_held(self) -> None:
+        for node in [n for n in self._held if self._open(n)]:
+            for event in self._held.pop(node, []):
+                self._pass(event)
 
 
 @contextlib.contextmanager

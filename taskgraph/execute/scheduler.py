@@ -23,7 +23,9 @@ import ray
 from taskgraph.errors import ExecutionError, TaskgraphError
 from taskgraph.execute.autoscale import autoscaling
 from taskgraph.execute.records import NodeRecord
-from taskgraph.execute.progress import DRAIN_EVERY_S, Reporter, forget_hub, hub_name, reporting, restart_hub, start_hub
+from taskgraph.execute.progress import (
+    DRAIN_EVERY_S, EventOrder, Reporter, forget_hub, hub_name, reporting, restart_hub, start_hub,
+)
 from taskgraph.execute.resources import check_feasible, ray_options, usage
 
 __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
@@ -64,7 +66,8 @@ def _execute(
 
     Yields three objects: the state (children start from it: one serialisation into the object
     store, read in place by children on this machine), a small marker (so the driver knows the
-    first object is a state, not an error, without fetching it), then the record. A node function
+    first object is a state, not an error, without fetching it; it also says how many progress
+    events the node sent, which the driver passes on before any of its children's), then the record. A node function
     may return ``(state, finish)``: ``finish()`` (its durable writes) runs after the state has been
     handed on and returns the meta. With a progress ``hub`` (its handle and actor name), the node's
     ``progress.report`` calls reach the driver live, through the driver's replacement hub too if
@@ -78,12 +81,10 @@ def _execute(
                   "gpu_ids": [str(g) for g in ray.get_gpu_ids()]})
     with reporting(reporter):
         state, meta = node_fn(name, payload, dict(zip(input_names, input_values)))
-        if reporter:
-            reporter.flush()  # the node's epochs reach the driver before any child's start
         yield state
         del state  # ``finish`` keeps what it still has to write
         handed = time.time()
-        yield {"handed_at": handed}
+        yield {"handed_at": handed, "sent": reporter.sent if reporter else 0}
         if callable(meta):
             meta = meta()
     if reporter:
@@ -243,6 +244,7 @@ def run_jobs(
     parked: set[str] = set()
 
     hub = start_hub() if on_progress else None
+    order = EventOrder(on_progress) if on_progress else None  # parents' events before their children's
     link = (hub, hub_name()) if hub is not None else None  # what nodes get: the handle and its name
     hub_restarts = 0
     last_drain = time.time()
@@ -312,13 +314,16 @@ def run_jobs(
     def upstream_done(name: str) -> bool:
         return all(u in given or records[u].status == "done" for u in by_name[name].upstream)
 
-    def hand_on(flight: _Flight) -> None:
-        """The node's state exists: its children may start while its files are made durable."""
+    def hand_on(flight: _Flight, sent: int) -> None:
+        """The node's state exists: its children may start while its files are made durable (their
+        progress events wait for the ``sent`` events the node reported before)."""
         job = by_name[flight.name]
         flight.handed = True
         records[flight.name].handed_at = time.time()
         take_slot(job, -1)  # Ray holds the slot until the files are synced; a node submitted now queues there
         for child in children.get(flight.name, ()):
+            if order is not None:
+                order.gate(child, flight.name, sent)
             if child in missing:  # cached children (given) wait for nothing
                 missing[child] -= 1
                 if missing[child] == 0:
@@ -343,6 +348,8 @@ def run_jobs(
         record.handed_at = where.get("handed_at", record.handed_at)
         record.host, record.node_id, record.worker_id = where["host"], where["node_id"], where["worker_id"]
         record.pid, record.gpu_ids, record.meta = where["pid"], where["gpu_ids"], result["meta"]
+        if order is not None:
+            order.release(flight.name)
         if upstream_done(flight.name):
             complete(flight.name)
         else:
@@ -354,6 +361,8 @@ def run_jobs(
         if not flight.handed:
             take_slot(job, -1)
         record.status, record.ended_at = "failed", time.time()
+        if order is not None:
+            order.release(name)
         cause = getattr(exc, "cause", None) or exc
         record.error = str(cause) if isinstance(cause, TaskgraphError) else f"{type(cause).__name__}: {cause}"
         # the worker's traceback, causes included, without Ray's terminal colours: <node>/error.txt
@@ -395,7 +404,7 @@ def run_jobs(
                 hub = link = None
             return
         for event in events:
-            on_progress(event)  # type: ignore[misc]
+            order.push(event)  # type: ignore[union-attr]
 
     if on_progress:
         for name, line in sorted(scale_up.items()):
@@ -434,7 +443,7 @@ def run_jobs(
                 failed(flight, exc)
                 continue
             if not flight.handed:
-                hand_on(flight)
+                hand_on(flight, int(value.get("sent", 0)))
                 if time.time() - last_drain >= DRAIN_EVERY_S:  # a busy run's live view
                     drain_progress()
             else:
@@ -454,6 +463,8 @@ def run_jobs(
                 notify(records[other])
         raise
     drain_progress()
+    if order is not None:
+        order.release_all()
     return records
 
 

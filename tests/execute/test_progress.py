@@ -187,48 +187,70 @@ def test_a_node_reports_without_blocking_in_ray(ray_local, monkeypatch):
     assert [e["kind"] for e in events] == ["start", "epoch", "epoch", "end"]
 
 
-def test_flush_waits_for_the_pushes_already_sent_and_gives_up_on_a_stuck_hub():
-    """A node flushes before handing its state on (scheduler.node_job), so a child's "start" cannot
-    reach the driver before the parent's last epoch: pushes are not waited for one by one, and a
-    worker's first pushes can sit in its submit queue while the child's process reports at once
-    (seen in the full suite: b's start drained 7 events before a's last epoch)."""
-    import threading
+def test_a_node_hands_its_state_on_without_waiting_for_the_hub(ray_local):
+    """The parent used to wait for the hub to hold its last report before handing its state on
+    (an actor round trip on every link of a chain; up to 5 s with a hub that hangs). Now the
+    marker that follows the state says how many events the node sent, and the driver orders."""
+    from taskgraph.execute.scheduler import _execute
 
-    pending: list[Future] = []
+    waited: list[float | None] = []
 
-    class SlowRef:
+    class Unanswered(Future):  # a push the hub never answers (busy, or hung)
+        def result(self, timeout=None):
+            waited.append(timeout)
+            return super().result(timeout)
+
+    class Ref:
         def future(self):
-            done = Future()
-            pending.append(done)
-            threading.Timer(0.3, done.set_result, (None,)).start()
-            return done
+            return Unanswered()
 
-    class StuckRef:
-        def future(self):
-            return Future()  # never completes: a hub that died or hangs
-
-    class Method:
-        def __init__(self, ref):
-            self.ref = ref
-
+    class Push:
         def remote(self, event):
-            return self.ref()
+            return Ref()
 
     class Hub:
-        push = Method(SlowRef)
+        push = Push()
 
-    reporter = progress.Reporter(Hub(), "a")
-    reporter.flush()  # nothing sent yet: returns at once
-    reporter({"kind": "epoch", "epoch": 1})
-    assert not pending[-1].done()
-    reporter.flush()
-    assert pending[-1].done()
+    stream = _execute(chatty, "a", {"epochs": 3}, (), (Hub(), None))
+    state = next(stream)
+    marker = next(stream)
+    stream.close()
+    assert list(state) == ["w"]
+    assert marker["sent"] == 4  # start and three epochs
+    assert waited == [], "the node waited for the hub before handing its state on"
 
-    class StuckHub:
-        push = Method(StuckRef)
 
-    stuck = progress.Reporter(StuckHub(), "a")
-    stuck({"kind": "epoch", "epoch": 1})
-    started = time.monotonic()
-    stuck.flush(timeout_s=0.2)  # loses live progress at worst, never the node
-    assert time.monotonic() - started < 5.0
+def test_event_order_passes_a_parents_events_before_its_childrens():
+    """Driver side of the hand-on: a child's events wait for the events its parent sent before
+    handing on; events of no node (resources) and of ungated nodes pass at once; a parent whose
+    events never come (its hub died) releases its children when its record arrives."""
+    seen: list[tuple] = []
+    order = progress.EventOrder(lambda e: seen.append((e.get("node"), e["kind"])))
+
+    def push(node, kind):
+        order.push({"node": node, "kind": kind} if node else {"kind": kind})
+
+    push("a", "start")
+    push("a", "epoch")
+    order.gate("b", "a", 3)  # a sent start and two epochs before its state went to b
+    push("b", "start")  # b's report overtook a's last epoch on the way to the hub
+    push(None, "resources")
+    push("b", "epoch")
+    push("x", "start")  # not a child of a: not held
+    assert seen == [("a", "start"), ("a", "epoch"), (None, "resources"), ("x", "start")]
+    push("a", "epoch")
+    assert seen[-3:] == [("a", "epoch"), ("b", "start"), ("b", "epoch")]
+    push("b", "epoch")  # the gate is open: at once
+    assert seen[-1] == ("b", "epoch")
+
+    order.gate("c", "b", 9)  # b sent nine, but six were lost with a hub that died
+    order.gate("d", "c", 1)  # d waits for c, which waits for b
+    push("d", "start")
+    push("c", "start")
+    assert seen[-1] == ("b", "epoch")
+    order.release("b")  # b's record arrived: nothing more of it will come
+    assert seen[-2:] == [("c", "start"), ("d", "start")]
+    order.gate("e", "d", 5)
+    push("e", "start")
+    order.release_all()  # the run ended
+    assert seen[-1] == ("e", "start")
