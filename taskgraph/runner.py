@@ -20,6 +20,7 @@ import yaml
 from taskgraph.artifacts import store
 from taskgraph.artifacts.cache import NodeCache
 from taskgraph.artifacts.rundir import RunDir, disk_errors, write_node
+from taskgraph.artifacts.runrecord import RunRecorder
 from taskgraph.errors import ExecutionError, Interrupted
 from taskgraph.observers import RunObservers
 from taskgraph.plan.graph import Plan, make_plan, remaining_path_costs
@@ -280,7 +281,7 @@ def run_graph(
         "keys": selection.keys,
         "nodes": {},
     }
-    last_write = [0.0]
+    recorder: RunRecorder | None = None  # while nodes run: run.json off the driver's loop
 
     def entry(record: Any) -> dict[str, Any]:
         if record.status in ("done", "failed", "interrupted"):
@@ -290,17 +291,20 @@ def run_graph(
         return record.to_dict()
 
     def record_update(record: Any) -> None:
-        # At most a few run.json writes a second (a 1,000-node graph would rewrite it per node);
-        # a kill in between loses nothing: finished nodes are already in the cache.
-        state["nodes"][record.name] = entry(record)
+        # run.json at most a few times a second, on the recorder's thread, always the latest state
+        # (a 1,000-node graph would rewrite it per node); a kill in between loses nothing: finished
+        # nodes are already in the cache. Failures are written at once.
+        node = entry(record)
+        with recorder.lock:  # type: ignore[union-attr]
+            state["nodes"][record.name] = node
         if on_update:  # first: the terminal shows the node's line even when the disk is full
             on_update(record)
         if record.status == "failed":
             run_dir.write_error(record.name, f"{record.error}\n\n{record.traceback or ''}")
-        now = time.time()
-        if record.status in ("failed", "skipped") or now - last_write[0] > 0.25:
-            run_dir.write_run(state)
-            last_write[0] = now
+        if record.status in ("failed", "skipped"):
+            recorder.now()  # type: ignore[union-attr]
+        else:
+            recorder.changed()  # type: ignore[union-attr]
 
     records: dict[str, Any] = {}
     given: dict[str, Any] = {}
@@ -329,9 +333,13 @@ def run_graph(
             import ray
 
             state["ray"] = {"address": session.address or "local", "nodes": len([n for n in ray.nodes() if n["Alive"]])}
-            records.update(run_jobs(jobs, observers.node_fn(node_job), keep_going=keep_going, on_update=record_update,
-            on_progress=observers.progress, given=given,
-                                   warm=WARM_UP))
+            recorder = RunRecorder(run_dir.write_run_bytes, state)
+            try:
+                records.update(run_jobs(jobs, observers.node_fn(node_job), keep_going=keep_going,
+                                        on_update=record_update, on_progress=observers.progress, given=given,
+                                        warm=WARM_UP))
+            finally:
+                recorder.close()  # what follows (the end, an error, an interrupt) is written here
         except ExecutionError:
             state["status"] = "error"
             run_dir.write_run(state)

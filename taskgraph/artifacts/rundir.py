@@ -118,6 +118,11 @@ class RunDir:
         with disk_errors(store.join(self.path, RUN), self.path):
             atomic_write_json(store.join(self.path, RUN), run)
 
+    def write_run_bytes(self, data: bytes) -> None:
+        """``run.json`` from bytes serialised already (``runrecord.RunRecorder``, off the driver's loop)."""
+        with disk_errors(store.join(self.path, RUN), self.path):
+            store.write_bytes(store.join(self.path, RUN), data)
+
     def write_error(self, name: str, text: str) -> None:
         """A failed node's error and traceback, beside its (absent) artifacts: ``<node>/error.txt``."""
         with disk_errors(store.join(self.path, name, "error.txt"), self.path):
