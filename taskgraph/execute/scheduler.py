@@ -411,7 +411,7 @@ def run_jobs(
             on_progress({"kind": "scale_up", "node": name, "time": time.time(), "text": line})
     try:
         submit_ready()
-        _warm_up(warm, int(totals["CPU"] - in_use["CPU"]), len(waiting))
+        _warm_up(warm_targets(node_fn, warm), int(totals["CPU"] - in_use["CPU"]), len(waiting))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None,
                                 fetch_local=False)
@@ -468,27 +468,37 @@ def run_jobs(
     return records
 
 
-def _import(target: str) -> None:
-    """Import ``target``'s module; for ``module:function``, call the function too."""
-    module, _, function = target.partition(":")
-    try:
-        loaded = importlib.import_module(module)
-        if function:
-            getattr(loaded, function)()
-    except Exception:  # noqa: BLE001 -- only a head start: the node itself reports a broken import
-        pass
+def _import(targets: list[str]) -> None:
+    """Import each target's module; for ``module:function``, call the function too."""
+    for target in targets:
+        module, _, function = target.partition(":")
+        try:
+            loaded = importlib.import_module(module)
+            if function:
+                getattr(loaded, function)()
+        except Exception:  # noqa: BLE001 -- only a head start: the node itself reports a broken import
+            pass
 
 
 _remote_import = ray.remote(num_cpus=1, max_retries=0)(_import)
 
 
-def _warm_up(target: str | None, free_cpus: int, nodes_left: int) -> None:
-    """Run ``target`` (``module`` or ``module:function``) on as many idle workers as there are free
-    CPUs and nodes still to run (fire and forget). A child that starts while its parent writes its
-    files lands on another worker than its parent's; a cold one would pay torch's imports (seconds)
-    on the critical path."""
-    for _ in range(min(free_cpus, nodes_left) if target else 0):
-        _remote_import.options(name="taskgraph:warm-up").remote(target)
+def warm_targets(node_fn: Any, warm: str | None) -> list[str]:
+    """What a fresh worker imports before its first node can start: the node function's own module
+    (unpickling the function imports it: for the runner's, the spec models, the plan and the
+    artifacts, about a second on a busy machine) and ``warm``. Nothing without ``warm``."""
+    if not warm:
+        return []
+    module = getattr(getattr(node_fn, "func", node_fn), "__module__", None)  # through functools.partial
+    return [m for m in (module,) if m and m != "__main__"] + [warm]
+
+
+def _warm_up(targets: list[str], free_cpus: int, nodes_left: int) -> None:
+    """Import ``targets`` on as many idle workers as there are free CPUs and nodes still to run (fire
+    and forget). A child that starts while its parent writes its files lands on another worker
+    than its parent's; a cold one would pay these imports (seconds) on the critical path."""
+    for _ in range(min(free_cpus, nodes_left) if targets else 0):
+        _remote_import.options(name="taskgraph:warm-up").remote(targets)
 
 
 def _error_in(ref: Any) -> BaseException:
