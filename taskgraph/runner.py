@@ -192,22 +192,29 @@ def build_jobs(
                 inputs=tuple(sorted({i.upstream for i in inherits})),
                 **_resource_fields(task.resources),
                 priority=priority[name],
-                payload=(request, str(run_dir.node_dir(name)), str(cache.root) if cache else None, key),
+                payload=(request, _for_workers(run_dir.node_dir(name)), _for_workers(cache.root if cache else None),
+                         key),
             )
         )
     return jobs
 
 
+def _for_workers(location: str | os.PathLike[str] | None) -> str | None:
+    """A location as a worker must be given it: a local path made absolute, since the workers of a Ray
+    this driver joined (a cluster, or one started before an ``os.chdir``) have another working directory."""
+    if location is None:
+        return None
+    return location if store.is_remote(location) else os.path.abspath(store.normalize(location))
+
+
 def _checkpoints(cache: NodeCache | None, key: str) -> str | None:
     """Where the node's mid-node checkpoints go: the cache's ``partial`` folder (none on object stores)."""
-    folder = cache.partial(key) if cache is not None and key else None
-    return None if folder is None else str(folder)
+    return _for_workers(cache.partial(key) if cache is not None and key else None)
 
 
 def _data_cache(cache: NodeCache | None) -> str | None:
     """Where workers share loaded data sources: the cache's ``data`` folder (none on object stores)."""
-    folder = cache.data_folder() if cache is not None else None
-    return None if folder is None else str(folder)
+    return _for_workers(cache.data_folder() if cache is not None else None)
 
 
 def _resource_fields(res: Resources) -> dict[str, Any]:

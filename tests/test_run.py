@@ -132,3 +132,29 @@ tasks:
     assert (first.run_dir / b / "metrics.json").is_file()
     again = taskgraph.run(spec, run_root=tmp_path / "runs")
     assert again.ok and {r.status for r in again.records.values()} == {"cached"}
+
+
+CHAIN = """
+name: chain
+data:
+  shapes: {loader: synthetic_shapes, n: 200, dim: 8, classes: 4}
+defaults:
+  train: {epochs: 1, batch_size: 64}
+tasks:
+  a: {data: shapes, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
+  b: {data: shapes, depends_on: {a: {share: [encoder]}}, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 1}}, loss: {type: mse, target: parity}}
+"""
+
+
+@pytest.mark.slow
+def test_a_relative_run_dir_is_the_drivers_when_ray_runs_elsewhere(ray_warm, write_graph, tmp_path, monkeypatch):
+    """The workers of a Ray this driver joined (here the session's, started in another folder) keep
+    their own working directory: the default ``runs`` still means the driver's, files and cache."""
+    graph = write_graph(CHAIN)
+    monkeypatch.chdir(tmp_path)
+    result = taskgraph.run(taskgraph.load(graph))  # run_root: "runs", relative
+    assert result.ok, result.records
+    assert not result.run_dir.is_absolute() and (tmp_path / result.run_dir / "b" / "params.safetensors").is_file()
+    assert taskgraph.load_node(result.run_dir, "b").heads["b"]
+    again = taskgraph.run(taskgraph.load(graph))
+    assert {r.status for r in again.records.values()} == {"cached"}  # the cache is the driver's runs/.cache
