@@ -80,12 +80,15 @@ def test_usage_errors_exit_2():
 
 
 @pytest.mark.slow
-def test_run_quickstart_end_to_end(tmp_path):
-    """The README's main command, shrunk: both task metrics printed, run dir named at the end."""
-    out = cli("run", str(QUICKSTART), "--run-dir", str(tmp_path), "--num-cpus", "2",
-              "--set", "tasks.pretrain.train.epochs=2", "--set", "tasks.finetune.train.epochs=3",
-              "--set", "tasks.scratch.train.epochs=3")
-    assert out.returncode == 0, out.stderr
-    assert "pretrain" in out.stdout and "finetune" in out.stdout and "accuracy=" in out.stdout
-    run_dir = Path(out.stdout.strip().splitlines()[-1].split("run directory: ")[1])
+def test_run_quickstart_end_to_end(ray_local, tmp_path, capsys):
+    """The README's main command, shrunk: both task metrics printed, run dir named at the end. The
+    CLI's entry point on the session's Ray (a child process would start a Ray and cold workers of
+    its own; `python -m taskgraph` itself is run by the tests above)."""
+    code = main(["run", str(QUICKSTART), "--run-dir", str(tmp_path), "--num-cpus", "2",
+                 "--set", "tasks.pretrain.train.epochs=2", "--set", "tasks.finetune.train.epochs=3",
+                 "--set", "tasks.scratch.train.epochs=3"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "pretrain" in out.out and "finetune" in out.out and "accuracy=" in out.out
+    run_dir = Path(out.out.strip().splitlines()[-1].split("run directory: ")[1])
     assert (run_dir / "run.json").is_file() and run_dir.parent == tmp_path / "quickstart"
