@@ -56,6 +56,13 @@ def ray_local():
 
 
 @pytest.fixture
+def ray_address(ray_local) -> str:
+    """The shared Ray's GCS address, for a child driver that joins it with ``--address`` (seconds
+    instead of a Ray of its own; the child inherits RAY_AUTH_MODE and the token file from here)."""
+    return ray_local.get_runtime_context().gcs_address
+
+
+@pytest.fixture
 def write_graph(tmp_path: Path):
     """Write a graph file from an indented YAML string; returns its path."""
 

@@ -78,12 +78,13 @@ def cli(*args, **kw):
 
 
 @pytest.mark.slow
-def test_cli_rerun_needs_no_ray_and_status_explains(write_graph, tmp_path):
+def test_cli_rerun_needs_no_ray_and_status_explains(ray_address, write_graph, tmp_path):
     path, runs = write_graph(GRAPH), tmp_path / "runs"
-    # A cold run's driver plans, submits and collects without importing torch (only workers train).
+    # A cold run's driver plans, submits and collects without importing torch (only workers train);
+    # a fresh driver process, joined to the session's Ray (a Ray of its own would add seconds, not checks).
     cold = (
         "import sys; from taskgraph.cli import main;"
-        f"rc = main(['run', {str(path)!r}, '--run-dir', {str(runs)!r}, '--num-cpus', '2']);"
+        f"rc = main(['run', {str(path)!r}, '--run-dir', {str(runs)!r}, '--address', {ray_address!r}]);"
         "print('DRIVER_RAY', 'ray' in sys.modules, 'DRIVER_TORCH', 'torch' in sys.modules, 'RC', rc)"
     )
     out = subprocess.run([sys.executable, "-c", cold], capture_output=True, text=True, cwd=ROOT)
