@@ -9,10 +9,7 @@ copy on one machine). What training or artifacts mean is the caller's business.
 
 from __future__ import annotations
 
-import importlib
-import os
 import re
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,11 +19,11 @@ import ray
 
 from taskgraph.errors import ExecutionError, TaskgraphError
 from taskgraph.execute.autoscale import autoscaling
+from taskgraph.execute.progress import DRAIN_EVERY_S, EventOrder, forget_hub, hub_name, restart_hub, start_hub
 from taskgraph.execute.records import NodeRecord
-from taskgraph.execute.progress import (
-    DRAIN_EVERY_S, EventOrder, Reporter, forget_hub, hub_name, reporting, restart_hub, start_hub,
-)
 from taskgraph.execute.resources import check_feasible, ray_options, usage
+from taskgraph.execute.stream import Flight, cancel, drain, error_in, remote_execute
+from taskgraph.execute.warmup import warm_targets, warm_up
 
 __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
 
@@ -56,116 +53,6 @@ class NodeJob:
     gpus_per_worker: float = 0.0
     priority: float = 0.0  # larger first: the remaining critical-path cost
     payload: Any = None
-
-
-def _execute(
-    node_fn: NodeFn, name: str, payload: Any, input_names: tuple[str, ...], hub: Any, *input_values: Any
-):
-    """Runs on a Ray worker, as a streaming generator: call the node function, hand its state on
-    the moment it exists, then let the node make its artifacts durable and say where it ran.
-
-    Yields three objects: the state (children start from it: one serialisation into the object
-    store, read in place by children on this machine), a small marker (so the driver knows the
-    first object is a state, not an error, without fetching it; it also says how many progress
-    events the node sent, which the driver passes on before any of its children's), then the record. A node function
-    may return ``(state, finish)``: ``finish()`` (its durable writes) runs after the state has been
-    handed on and returns the meta. With a progress ``hub`` (its handle and actor name), the node's
-    ``progress.report`` calls reach the driver live, through the driver's replacement hub too if
-    that one dies.
-    """
-    ctx = ray.get_runtime_context()
-    started = time.time()
-    reporter = Reporter(hub[0], name, name=hub[1]) if hub is not None else None
-    if reporter:
-        reporter({"kind": "start", "host": socket.gethostname(), "pid": os.getpid(),
-                  "gpu_ids": [str(g) for g in ray.get_gpu_ids()]})
-    with reporting(reporter):
-        state, meta = node_fn(name, payload, dict(zip(input_names, input_values)))
-        yield state
-        del state  # ``finish`` keeps what it still has to write
-        handed = time.time()
-        yield {"handed_at": handed, "sent": reporter.sent if reporter else 0}
-        if callable(meta):
-            meta = meta()
-    if reporter:
-        reporter.finish({"kind": "end"})
-    where = {
-        "started_at": started,
-        "handed_at": handed,
-        "ended_at": time.time(),
-        "host": socket.gethostname(),
-        "node_id": ctx.get_node_id(),
-        "worker_id": ctx.get_worker_id(),
-        "pid": os.getpid(),
-        "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-    }
-    yield {"where": where, "meta": meta}
-
-
-_remote_execute = ray.remote(num_returns="streaming")(_execute)
-
-
-@dataclass
-class _Flight:
-    """A submitted node: its stream of results and what has come of it so far."""
-
-    name: str
-    stream: Any  # ray.ObjectRefGenerator
-    state: ray.ObjectRef | None = None  # its first object: the state (or the error, if it failed first)
-    handed: bool = False
-
-
-def _discard(refs: list[Any], timeout: float = 10.0) -> None:
-    """Read, and drop, results nobody else will read: failed or cancelled nodes' returns.
-
-    Ray's core worker logs "Unhandled error" with the worker's whole traceback for every failed
-    object freed without a ``ray.get`` (``ray._private.worker.raise_errors``): dozens of lines per
-    failed node on the terminal, where the promise is one line (the traceback is in ``error.txt``).
-    """
-    refs = [r for r in refs if r is not None]
-    if not refs:
-        return
-    ready, _late = ray.wait(refs, num_returns=len(refs), timeout=timeout, fetch_local=False)
-    for ref in ready:
-        try:
-            ray.get(ref)
-        except Exception:  # noqa: BLE001 -- the failure is already recorded; reading it marks it handled
-            pass
-
-
-def _drain(flight: _Flight, timeout: float = 10.0, deadline: float | None = None) -> None:
-    """Read what is left of a failed or cancelled node's stream, so Ray reports nothing about it.
-    A state already handed on is real: it is never fetched here."""
-    refs = [] if flight.state is None else [flight.state]
-    deadline = deadline if deadline is not None else time.time() + timeout
-    while time.time() < deadline:
-        ready, _ = ray.wait([flight.stream], timeout=max(0.0, deadline - time.time()), fetch_local=False)
-        if not ready:
-            break
-        try:
-            refs.append(next(flight.stream))
-        except StopIteration:
-            break
-    _discard(refs[1:] if flight.handed else refs, max(0.0, deadline - time.time()))
-
-
-def _cancel(pending: dict[Any, _Flight]) -> list[str]:
-    """Cancel every in-flight node (killing its worker) and empty ``pending``; returns their names.
-
-    On a cluster the driver does not own, a node left running would keep its CPUs/GPUs busy for
-    nothing; the cancelled results are read (and dropped) so Ray reports nothing about them.
-    """
-    names = sorted(flight.name for flight in pending.values())
-    for stream in pending:
-        try:
-            ray.cancel(stream, force=True)
-        except Exception:  # noqa: BLE001 -- finished in the meantime: nothing to cancel
-            pass
-    deadline = time.time() + 10.0  # one wait for all of them, as a Ctrl-C must not hang
-    for flight in pending.values():
-        _drain(flight, deadline=deadline)
-    pending.clear()
-    return names
 
 
 def _check_feasible(jobs: list[NodeJob]) -> dict[str, str]:
@@ -237,7 +124,7 @@ def run_jobs(
     # so each completion costs O(children), not a scan of every waiting node.
     missing = {n: sum(1 for u in by_name[n].upstream if u not in given) for n in waiting}
     ready_set = {n for n, count in missing.items() if count == 0}
-    pending: dict[Any, _Flight] = {}  # stream -> the node in flight
+    pending: dict[Any, Flight] = {}  # stream -> the node in flight
     # Children yet to receive each state; cached (given) nodes that are not jobs count too.
     children_left = {name: len(kids) for name, kids in children.items()}
     # Finished nodes whose upstream's files are not durable yet: reported done after it.
@@ -277,11 +164,11 @@ def run_jobs(
         for job in sorted(ready, key=lambda j: (-j.priority, j.name)):
             if not fits(job):
                 continue
-            stream = _remote_execute.options(
+            stream = remote_execute.options(
                 **ray_options(job), max_retries=max_retries, retry_exceptions=False,
                 name=f"taskgraph:{job.name}",
             ).remote(node_fn, job.name, job.payload, job.inputs, link, *(states[i] for i in job.inputs))
-            pending[stream] = _Flight(job.name, stream)
+            pending[stream] = Flight(job.name, stream)
             waiting.discard(job.name)
             ready_set.discard(job.name)
             record = records[job.name]
@@ -302,7 +189,7 @@ def run_jobs(
             flights = [s for s, f in pending.items() if f.name == node]
             for stream in flights:
                 flight = pending.pop(stream)
-                _cancel({stream: flight})
+                cancel({stream: flight})
                 if not flight.handed:
                     take_slot(by_name[node], -1)
             if node in waiting or flights or node in parked:
@@ -314,7 +201,7 @@ def run_jobs(
     def upstream_done(name: str) -> bool:
         return all(u in given or records[u].status == "done" for u in by_name[name].upstream)
 
-    def hand_on(flight: _Flight, sent: int) -> None:
+    def hand_on(flight: Flight, sent: int) -> None:
         """The node's state exists: its children may start while its files are made durable (their
         progress events wait for the ``sent`` events the node reported before)."""
         job = by_name[flight.name]
@@ -342,7 +229,7 @@ def run_jobs(
                 parked.discard(child)
                 complete(child)
 
-    def finished(flight: _Flight, result: dict[str, Any]) -> None:
+    def finished(flight: Flight, result: dict[str, Any]) -> None:
         where, record = result["where"], records[flight.name]
         record.started_at, record.ended_at = where["started_at"], where["ended_at"]
         record.handed_at = where.get("handed_at", record.handed_at)
@@ -355,7 +242,7 @@ def run_jobs(
         else:
             parked.add(flight.name)
 
-    def failed(flight: _Flight, exc: BaseException) -> None:
+    def failed(flight: Flight, exc: BaseException) -> None:
         name = flight.name
         job, record = by_name[name], records[name]
         if not flight.handed:
@@ -371,7 +258,7 @@ def run_jobs(
         skip_descendants(name, f"upstream node '{name}' failed")
         if not keep_going:
             why = f"stopped after '{name}' failed (--fail-fast)"
-            for other in _cancel(pending):
+            for other in cancel(pending):
                 records[other].status, records[other].error = "skipped", why
                 notify(records[other])
             for other in sorted(waiting | parked):
@@ -411,7 +298,7 @@ def run_jobs(
             on_progress({"kind": "scale_up", "node": name, "time": time.time(), "text": line})
     try:
         submit_ready()
-        _warm_up(warm_targets(node_fn, warm), int(totals["CPU"] - in_use["CPU"]), len(waiting))
+        warm_up(warm_targets(node_fn, warm), int(totals["CPU"] - in_use["CPU"]), len(waiting))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None,
                                 fetch_local=False)
@@ -429,7 +316,7 @@ def run_jobs(
             except StopIteration:  # it failed before handing anything on: its first object is the error
                 del pending[stream]
                 drain_progress()
-                failed(flight, _error_in(flight.state))
+                failed(flight, error_in(flight.state))
                 continue
             if flight.state is None:
                 flight.state = ref  # the state, or the error: the marker that follows says which
@@ -438,7 +325,7 @@ def run_jobs(
                 value = ray.get(ref)  # small: the marker or the record
             except Exception as exc:  # the node's own exception, wrapped by Ray
                 del pending[stream]
-                _drain(flight)
+                drain(flight)
                 drain_progress()
                 failed(flight, exc)
                 continue
@@ -452,7 +339,7 @@ def run_jobs(
                 finished(flight, value)
                 submit_ready()
     except BaseException as exc:  # Ctrl-C, SIGTERM, or the driver's own failure (a full disk): stop what runs
-        stopped = _cancel(pending)
+        stopped = cancel(pending)
         if isinstance(exc, KeyboardInterrupt):
             for other in stopped:
                 records[other].status, records[other].ended_at = "interrupted", time.time()
@@ -466,45 +353,3 @@ def run_jobs(
     if order is not None:
         order.release_all()
     return records
-
-
-def _import(targets: list[str]) -> None:
-    """Import each target's module; for ``module:function``, call the function too."""
-    for target in targets:
-        module, _, function = target.partition(":")
-        try:
-            loaded = importlib.import_module(module)
-            if function:
-                getattr(loaded, function)()
-        except Exception:  # noqa: BLE001 -- only a head start: the node itself reports a broken import
-            pass
-
-
-_remote_import = ray.remote(num_cpus=1, max_retries=0)(_import)
-
-
-def warm_targets(node_fn: Any, warm: str | None) -> list[str]:
-    """What a fresh worker imports before its first node can start: the node function's own module
-    (unpickling the function imports it: for the runner's, the spec models, the plan and the
-    artifacts, about a second on a busy machine) and ``warm``. Nothing without ``warm``."""
-    if not warm:
-        return []
-    module = getattr(getattr(node_fn, "func", node_fn), "__module__", None)  # through functools.partial
-    return [m for m in (module,) if m and m != "__main__"] + [warm]
-
-
-def _warm_up(targets: list[str], free_cpus: int, nodes_left: int) -> None:
-    """Import ``targets`` on as many idle workers as there are free CPUs and nodes still to run (fire
-    and forget). A child that starts while its parent writes its files lands on another worker
-    than its parent's; a cold one would pay these imports (seconds) on the critical path."""
-    for _ in range(min(free_cpus, nodes_left) if targets else 0):
-        _remote_import.options(name="taskgraph:warm-up").remote(targets)
-
-
-def _error_in(ref: Any) -> BaseException:
-    """The exception a failed node's first (and only) object holds."""
-    try:
-        ray.get(ref)
-    except Exception as exc:  # noqa: BLE001 -- what the node raised, wrapped by Ray
-        return exc
-    return RuntimeError("the node ended without handing on a state")

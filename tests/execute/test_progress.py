@@ -191,7 +191,7 @@ def test_a_node_hands_its_state_on_without_waiting_for_the_hub(ray_local):
     """The parent used to wait for the hub to hold its last report before handing its state on
     (an actor round trip on every link of a chain; up to 5 s with a hub that hangs). Now the
     marker that follows the state says how many events the node sent, and the driver orders."""
-    from taskgraph.execute.scheduler import _execute
+    from taskgraph.execute.stream import execute
 
     waited: list[float | None] = []
 
@@ -211,7 +211,7 @@ def test_a_node_hands_its_state_on_without_waiting_for_the_hub(ray_local):
     class Hub:
         push = Push()
 
-    stream = _execute(chatty, "a", {"epochs": 3}, (), (Hub(), None))
+    stream = execute(chatty, "a", {"epochs": 3}, (), (Hub(), None))
     state = next(stream)
     marker = next(stream)
     stream.close()

@@ -12,15 +12,15 @@ import textwrap
 
 import cloudpickle
 
-from taskgraph.execute.scheduler import warm_targets
+from taskgraph.execute.warmup import warm_targets
 from taskgraph.observers import Tracking
 from taskgraph.runner import WARM_UP, node_job
 
 FIRST_NODE = textwrap.dedent("""
     import base64, json, pickle, sys
-    from taskgraph.execute.scheduler import _import
+    from taskgraph.execute.warmup import import_targets
 
-    _import(json.loads(sys.argv[1]))  # what an idle worker runs at the start of a run
+    import_targets(json.loads(sys.argv[1]))  # what an idle worker runs at the start of a run
     from taskgraph.spec import parse_spec
     from taskgraph.train import NodeRequest
 
