@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from taskgraph.artifacts import store
 from taskgraph.artifacts.cache import NodeCache
 from taskgraph.artifacts.rundir import RunDir, disk_errors, write_node
@@ -26,6 +24,7 @@ from taskgraph.observers import RunObservers
 from taskgraph.plan.graph import Plan, make_plan, remaining_path_costs
 from taskgraph.spec.loader import SourceMap
 from taskgraph.spec.models import Graph, Resources
+from taskgraph.spec.yamldump import dump_yaml
 
 __all__ = ["RunResult", "run_graph", "node_job", "build_jobs"]
 
@@ -228,9 +227,9 @@ def _resource_fields(res: Resources) -> dict[str, Any]:
 
 
 def dump_graph(spec: Graph) -> str:
-    """The resolved graph as YAML: what actually ran, defaults merged in."""
-    data = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return yaml.safe_dump(data, sort_keys=False)
+    """The resolved graph as YAML: what actually ran, defaults merged in (libyaml's emitter where it
+    writes the same bytes as PyYAML's: ``spec.yamldump``)."""
+    return dump_yaml(spec.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 def run_graph(
