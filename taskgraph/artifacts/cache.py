@@ -26,9 +26,7 @@ import tempfile
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from taskgraph.artifacts import store
 from taskgraph.artifacts.files import params_from_bytes, read_json
@@ -36,6 +34,9 @@ from taskgraph.artifacts.manifest import (
     MANIFEST, DamagedArtifact, Digest, IntegrityWarning, check_sizes, digest, read_manifest, read_verified,
 )
 from taskgraph.artifacts.rundir import METRICS, NODE_FILES, PARAMS, RunDir
+
+if TYPE_CHECKING:  # a cached rerun never loads tensors: numpy is imported by the functions that do
+    import numpy as np
 
 __all__ = ["NodeCache", "NODE_META"]
 

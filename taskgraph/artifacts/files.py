@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from taskgraph.artifacts import store
+
+if TYPE_CHECKING:  # numpy is imported where tensors are handled: a cached rerun never needs it
+    import numpy as np
 
 __all__ = [
     "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "save_params", "load_params", "read_json",
@@ -41,6 +42,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 def params_bytes(state: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> bytes:
     """Tensors as safetensors bytes (no pickle: safe to load from an untrusted run dir)."""
+    import numpy as np
     from safetensors.numpy import save
 
     return save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=metadata)

@@ -17,15 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from taskgraph.artifacts import store
 from taskgraph.artifacts.files import atomic_write_json, atomic_write_text, params_from_bytes, read_json
 from taskgraph.artifacts.manifest import MANIFEST, Digest, check_sizes, digest, read_manifest, read_verified
-from taskgraph.artifacts.tensorfile import write_params
 from taskgraph.errors import ArtifactError
+
+if TYPE_CHECKING:  # numpy (and tensorfile) only where tensors are written: a cached rerun never needs them
+    import numpy as np
 
 __all__ = ["RunDir", "write_node", "disk_errors", "PARAMS", "METRICS", "RUN", "GRAPH", "NODE_FILES"]
 
@@ -70,6 +70,8 @@ def write_node(
     """Write one node's artifacts: parameters, the manifest, metrics last (the completion marker).
     Returns the manifest (digests of the bytes written, hashed while writing, not read back).
     The parameters stream from the arrays' own memory: no copy of the module is made."""
+    from taskgraph.artifacts.tensorfile import write_params
+
     metrics_data = store.json_bytes(metrics)
     with disk_errors(node_dir):
         manifest = {PARAMS: write_params(store.join(node_dir, PARAMS), state), METRICS: digest(metrics_data)}

@@ -1,11 +1,16 @@
-"""Pure planning: the task graph as a networkx DAG, its checks, stages and critical path.
+"""Pure planning: the task graph's checks, stages, order and critical path.
 
 No I/O, no clock, no Ray or torch: ties are sorted by name so plans (and the cache keys
-built on them) are the same on every machine and every run.
+built on them) are the same on every machine and every run. ``make_plan`` walks the dependency
+dicts itself (Kahn's algorithm, stdlib ``graphlib`` to detect a cycle): importing networkx costs
+~0.3 s, a large share of a no-change rerun, so it is imported only to name a cycle
+(``nx.find_cycle``, the path the error message shows) and by ``build_graph`` (the graph as a
+``nx.DiGraph``, for callers that want one).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -93,12 +98,22 @@ def build_graph(spec: Graph) -> nx.DiGraph:
 # --------------------------------------------------------------------------- checks
 
 
-def _check_cycle(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
-    import networkx as nx
+def _upstream(spec: Graph) -> dict[str, tuple[str, ...]]:
+    """Each task's upstream tasks (dependencies on unknown names are the spec's errors, not edges)."""
+    return {name: tuple(sorted(up for up in spec.tasks[name].depends_on if up in spec.tasks))
+            for name in sorted(spec.tasks)}
+
+
+def _check_cycle(spec: Graph, graph: nx.DiGraph | None) -> list[tuple[Loc, str]]:
+    from graphlib import CycleError, TopologicalSorter
 
     try:
-        edges = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
+        TopologicalSorter(_upstream(spec)).prepare()
+    except CycleError:
+        import networkx as nx
+
+        edges = nx.find_cycle(graph if graph is not None else build_graph(spec))
+    else:
         return []
     path = [u for u, _ in edges] + [edges[0][0]]
     last_u, last_v = edges[-1]
@@ -159,7 +174,7 @@ def _head_width(task: Any, name: str, head: Any, outs: dict[str, int | None], la
     return None if any(w is None for w in widths) else sum(widths)  # type: ignore[arg-type]
 
 
-def _check_shared_modules(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
+def _check_shared_modules(spec: Graph, graph: nx.DiGraph | None) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
     for name in sorted(spec.tasks):
         task = spec.tasks[name]
@@ -210,7 +225,7 @@ def _shape_mismatch(spec: Graph, upstream: str, remote: str, name: str, local: s
     return None
 
 
-def _check_input_widths(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
+def _check_input_widths(spec: Graph, graph: nx.DiGraph | None) -> list[tuple[Loc, str]]:
     """A declared ``in:`` that differs from what feeds the module (the data field's width, known from
     the loader config, or the previous module's output) fails at the first batch with torch's
     "mat1 and mat2 shapes cannot be multiplied": say so now, with the width to write."""
@@ -291,7 +306,7 @@ def _width_problem(module: Any, width: int | None, feeds: str) -> tuple[str, str
     return None
 
 
-def _check_fields(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
+def _check_fields(spec: Graph, graph: nx.DiGraph | None) -> list[tuple[Loc, str]]:
     """A task's ``input`` or loss ``target`` that its data source does not give fails in the worker,
     after Ray started: say so now, listing the fields there are. Only for sources whose config alone
     fixes their fields (``field_names()``: the generic ``table``/``conll``/``arrays`` loaders).
@@ -316,7 +331,7 @@ def _check_fields(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
     return problems
 
 
-def _check_monitor(spec: Graph, graph: nx.DiGraph) -> list[tuple[Loc, str]]:
+def _check_monitor(spec: Graph, graph: nx.DiGraph | None) -> list[tuple[Loc, str]]:
     """``train.monitor`` must name a validation value the node reports (``loss``, one of its metrics,
     ``head.metric`` on a joint node); else the node would fail after Ray started."""
     from taskgraph.spec.models import suggest
@@ -337,8 +352,8 @@ CHECKS = (_check_cycle, _check_input_widths, _check_fields, _check_shared_module
 
 
 def check_graph(spec: Graph, graph: nx.DiGraph | None = None) -> list[tuple[Loc, str]]:
-    """Every plan-level problem of a valid spec (cycle, shared modules, shapes), in one pass."""
-    graph = graph if graph is not None else build_graph(spec)
+    """Every plan-level problem of a valid spec (cycle, shared modules, shapes), in one pass.
+    ``graph``: ``build_graph(spec)`` when the caller has it (built here only to name a cycle)."""
     problems: list[tuple[Loc, str]] = []
     for check in CHECKS:
         problems += check(spec, graph)
@@ -362,44 +377,83 @@ def _raise(problems: list[tuple[Loc, str]], source: SourceMap | None, spec: Grap
 
 def make_plan(spec: Graph, source: SourceMap | None = None) -> Plan:
     """Check the graph and compute stages and the critical path. Raises ``PlanError`` with positions."""
-    import networkx as nx
-
-    graph = build_graph(spec)
-    problems = check_graph(spec, graph)
+    problems = check_graph(spec)
     if problems:
         _raise(problems, source, spec)
 
-    stages = tuple(tuple(sorted(gen)) for gen in nx.topological_generations(graph))
+    upstream = _upstream(spec)
+    downstream: dict[str, list[str]] = {name: [] for name in upstream}
+    for name, ups in upstream.items():
+        for up in ups:
+            downstream[up].append(name)  # names in sorted order: each list is sorted
+    cost = {name: node_cost(spec.tasks[name]) for name in upstream}
+    stages = _generations(upstream, downstream)
     stage_of = {n: i for i, stage in enumerate(stages) for n in stage}
-    order = tuple(nx.lexicographical_topological_sort(graph))
-    path, length = _critical_path(graph, order)
+    order = _lexicographic_order(upstream, downstream)
+    path, length = _critical_path(cost, upstream, order)
     on_path = set(path)
     nodes = {
         n: NodePlan(
             name=n,
             stage=stage_of[n],
-            cost=graph.nodes[n]["cost"],
-            upstream=tuple(sorted(graph.predecessors(n))),
-            downstream=tuple(sorted(graph.successors(n))),
+            cost=cost[n],
+            upstream=upstream[n],
+            downstream=tuple(downstream[n]),
             on_critical_path=n in on_path,
         )
         for n in order
     }
-    total = sum(graph.nodes[n]["cost"] for n in graph)
+    total = sum(cost[n] for n in upstream)  # sorted by name, as before: the same float sum
     return Plan(spec.name, order, stages, path, length, total, nodes)
 
 
-def _critical_path(graph: nx.DiGraph, order: tuple[str, ...]) -> tuple[tuple[str, ...], float]:
+def _generations(upstream: Mapping[str, Sequence[str]], downstream: Mapping[str, Sequence[str]]) -> tuple[tuple[str, ...], ...]:
+    """Stages: the tasks with no upstream, then those whose upstream are all in earlier stages, ...
+    (``nx.topological_generations``), each sorted by name. ``upstream`` is acyclic (checked)."""
+    waiting = {n: len(ups) for n, ups in upstream.items()}
+    stage = [n for n, count in waiting.items() if count == 0]
+    stages = []
+    while stage:
+        stages.append(tuple(sorted(stage)))
+        ready = []
+        for node in stage:
+            for child in downstream[node]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    ready.append(child)
+        stage = ready
+    return tuple(stages)
+
+
+def _lexicographic_order(upstream: Mapping[str, Sequence[str]], downstream: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """The topological order that always takes the smallest ready name next
+    (``nx.lexicographical_topological_sort``): the same order on every machine."""
+    waiting = {n: len(ups) for n, ups in upstream.items()}
+    ready = [n for n, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        node = heapq.heappop(ready)
+        order.append(node)
+        for child in downstream[node]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, child)
+    return tuple(order)
+
+
+def _critical_path(
+    cost: Mapping[str, float], upstream: Mapping[str, Sequence[str]], order: tuple[str, ...]
+) -> tuple[tuple[str, ...], float]:
     """Longest path by summed node cost (ties broken by name, so the result is stable)."""
     best: dict[str, tuple[float, tuple[str, ...]]] = {}
     for node in order:
-        cost = graph.nodes[node]["cost"]
-        preds = sorted(graph.predecessors(node))
+        preds = sorted(upstream[node])
         if preds:
             prev = max(preds, key=lambda p: best[p][0])  # first of equals: sorted by name
-            best[node] = (best[prev][0] + cost, (*best[prev][1], node))
+            best[node] = (best[prev][0] + cost[node], (*best[prev][1], node))
         else:
-            best[node] = (cost, (node,))
+            best[node] = (cost[node], (node,))
     if not best:
         return (), 0.0
     end = max(sorted(best), key=lambda n: best[n][0])
