@@ -241,12 +241,14 @@ def test_disk_full_mid_run_ends_in_one_line_with_the_resume_command(ray_local, w
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_marks_the_run_and_names_the_resume_command(ray_local, write_graph, tmp_path, signum, capfd):
+def test_interrupt_marks_the_run_and_names_the_resume_command(ray_address, write_graph, tmp_path, signum, capfd):
+    """A driver process joined to the session's Ray through RAY_ADDRESS (a Ray of its own would only
+    add its start; the interrupt cancels b's task, as it does on an embedded Ray)."""
     (path, hold), runs = hold_b(write_graph, tmp_path), tmp_path / "runs"
     driver = subprocess.Popen(
-        [sys.executable, "-m", "taskgraph", "run", str(path), "--run-dir", str(runs), "--num-cpus", "2", "--plain"],
-        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
+        [sys.executable, "-m", "taskgraph", "run", str(path), "--run-dir", str(runs), "--plain"],
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", "RAY_ADDRESS": ray_address}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     run_dir = until_b_trains(runs, hold, driver, timeout=600)  # a busy CI machine takes minutes to start Ray
     os.kill(driver.pid, signum)  # the driver only, as `kill` would; Ctrl-C on a terminal reaches it the same way
