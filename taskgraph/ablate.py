@@ -143,12 +143,14 @@ def ablate_graph(
     num_cpus: int | None = None,
     on_update: Callable[[Any], None] | None = None,
     plan: Plan | None = None,
+    warm: Any = None,
 ) -> AblationResult:
     """Ablate every module-sharing edge (or ``edges``): returns the rows, the gains and the output folder.
 
     Upstream states come from ``from_run``, else from the result cache under ``run_root`` (what
     ``taskgraph run`` stored), else they are trained here once (and stored in that cache).
-    ``plan``: the caller's ``make_plan(spec, source)``, if it has one (see ``run_graph``).
+    ``plan``: the caller's ``make_plan(spec, source)``, if it has one (see ``run_graph``); ``warm``: as
+    ``run_graph``'s.
     """
     from taskgraph.execute.cluster import connect
     from taskgraph.execute.scheduler import NodeJob, run_jobs
@@ -198,7 +200,7 @@ def ablate_graph(
     jobs = [replace(j, priority=1e9 + j.priority) for j in base_jobs] + list(variant_jobs.values())
 
     started = time.time()
-    session = connect(address, num_cpus=num_cpus)
+    session = connect(address, num_cpus=num_cpus, warm=warm)
     try:
         records = run_jobs(jobs, _dispatch, on_update=on_update, given=given)
     finally:

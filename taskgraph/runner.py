@@ -252,13 +252,15 @@ def run_graph(
     use_cache: bool = True,
     resume_dir: str | os.PathLike[str] | None = None,
     plan: Plan | None = None,
+    warm: Any = None,
 ) -> RunResult:
     """Plan and train a graph on Ray; artifacts land in a fresh run directory (or ``resume_dir``).
 
     Nodes whose cache key has a stored result are not trained: their artifacts are linked in.
     When every selected node is cached, Ray is not even started. ``plan``: the caller's
     ``make_plan(spec, source)`` (the CLI has one), so a large graph is not planned twice; plans do
-    not read ``resources``, so it stays valid under ``use_cpu_only``.
+    not read ``resources``, so it stays valid under ``use_cpu_only``. ``warm``: a
+    ``execute.warmray.WarmRequest`` to run on taskgraph's warm local Ray (``--warm``).
     """
     from taskgraph.execute.records import NodeRecord, attempt_history
     from taskgraph.incremental import decide_and_load
@@ -335,10 +337,12 @@ def run_graph(
         jobs = build_jobs(spec, plan, run_dir, cache, selection.keys, selection.to_run)
         session = None
         try:
-            session = connect(address, num_cpus=num_cpus)
+            session = connect(address, num_cpus=num_cpus, warm=warm)
             import ray
 
             state["ray"] = {"address": session.address or "local", "nodes": len([n for n in ray.nodes() if n["Alive"]])}
+            if session.warm:
+                state["ray"]["warm"] = session.warm
             recorder = RunRecorder(run_dir.write_run_bytes, state)
             try:
                 records.update(run_jobs(jobs, observers.node_fn(node_job), keep_going=keep_going,

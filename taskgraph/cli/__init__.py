@@ -30,6 +30,11 @@ from taskgraph.datacli import data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
 
+# `taskgraph warm start|status|stop`: the warm local Ray that `run --warm` keeps between runs
+from taskgraph.cli.warm import warm_app  # noqa: E402
+
+app.add_typer(warm_app, name="warm")
+
 app.command()(graph.validate)
 app.command()(graph.plan)
 app.command()(graph.viz)

@@ -39,6 +39,13 @@ JobsAddressOpt = Annotated[
     typer.Option("--address", help="The cluster's Ray Jobs API: http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS)."),
 ]
 
+WarmOpt = Annotated[
+    bool,
+    typer.Option("--warm/--no-warm", envvar="TASKGRAPH_WARM",
+                 help="Run on taskgraph's warm local Ray, kept between runs (started if none is up; it stops after "
+                 "TASKGRAPH_WARM_IDLE, default 15 min, without a run). See `taskgraph warm --help`."),
+]
+
 TokenOpt = Annotated[
     Optional[Path],
     typer.Option("--token-file", help="The cluster's token file (default: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
@@ -103,6 +110,17 @@ def _use_cluster(address: str | None, token_file: Path | None) -> None:
         from taskgraph.execute.cluster import check_address
 
         check_address(address)
+
+
+def _use_warm(warm: bool, address: str | None):  # noqa: ANN202
+    """``--warm``: refused with a cluster address before anything is written; else the request
+    ``run_graph``/``ablate_graph`` pass to ``connect`` (None without --warm)."""
+    if not warm:
+        return None
+    from taskgraph.execute.warmray.client import WarmRequest, check_warm, default_idle
+
+    check_warm(address)
+    return WarmRequest(idle_s=default_idle(), say=lambda text: typer.echo(text, err=True))
 
 
 def _use_jobs_api(token_file: Path | None) -> None:

@@ -21,12 +21,14 @@ from taskgraph.cli.common import (
     TensorboardOpt,
     TokenOpt,
     UntilOpt,
+    WarmOpt,
     _check_local_data,
     _check_writable,
     _echo,
     _load,
     _use_cluster,
     _use_jobs_api,
+    _use_warm,
     _writing,
 )
 from taskgraph.errors import ExecutionError, TaskgraphError
@@ -56,6 +58,7 @@ def run(
     tensorboard: TensorboardOpt = True,
     plain: PlainOpt = False,
     token_file: TokenOpt = None,
+    warm: WarmOpt = False,
 ) -> None:
     """Train the graph on Ray (an embedded local Ray unless --address or RAY_ADDRESS is given).
 
@@ -65,16 +68,17 @@ def run(
     """
     spec, source, the_plan = _load(graph, set_)
     _check_local_data(spec, source, address)
+    warm_request = _use_warm(warm, address)
     _use_cluster(address, token_file)
     _run_and_report(spec, source, the_plan, run_dir=run_dir, address=address, cpu_only=cpu_only,
                     fail_fast=fail_fast, num_cpus=num_cpus, only=only, from_=from_, until=until,
                     force=force, no_cache=no_cache, graph_path=graph, mlflow=mlflow, tensorboard=tensorboard,
-                    plain=plain)
+                    plain=plain, warm=warm_request)
 
 
 def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=False, fail_fast=False,
                     num_cpus=None, only=None, from_=None, until=None, force=None, no_cache=False,
-                    graph_path=None, resume_dir=None, mlflow=None, tensorboard=True, plain=False) -> None:
+                    graph_path=None, resume_dir=None, mlflow=None, tensorboard=True, plain=False, warm=None) -> None:
     """Shared by ``run`` and ``resume``: run, print per-node lines and the summary table."""
     from taskgraph.runner import run_graph
 
@@ -89,7 +93,7 @@ def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=F
             spec, source, run_root=run_dir, address=address, use_cpu_only=cpu_only,
             keep_going=not fail_fast, num_cpus=num_cpus, on_update=view.on_update, on_progress=view.on_progress,
             only=only, from_=from_, until=until, force=force, use_cache=not no_cache, resume_dir=resume_dir,
-            tensorboard=tensorboard, mlflow_uri=mlflow, plan=the_plan,
+            tensorboard=tensorboard, mlflow_uri=mlflow, plan=the_plan, warm=warm,
         )
     _echo("")
     _echo(f"{'node':<16} {'status':<8} {'seconds':>8}  metrics (validation | test)")
@@ -137,6 +141,7 @@ def ablate(
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
     set_: SetOpt = None,
     token_file: TokenOpt = None,
+    warm: WarmOpt = False,
 ) -> None:
     """Transfer gain of every dependency: train each edge's target with and without it, over seeds."""
     from taskgraph.ablate import ablate_graph
@@ -144,6 +149,7 @@ def ablate(
 
     spec, source, the_plan = _load(graph, set_)
     _check_local_data(spec, source, address)
+    warm_request = _use_warm(warm, address)
     _use_cluster(address, token_file)
     if cpu_only:
         spec = drop_gpus(spec)
@@ -160,7 +166,7 @@ def ablate(
     result = ablate_graph(
         spec, source, seeds=seeds, fractions=shares, edges=edge, metric=metric, run_root=run_dir,
         from_run=from_run, use_cache=not no_cache, address=address, num_cpus=num_cpus, on_update=progress,
-        plan=the_plan,
+        plan=the_plan, warm=warm_request,
     )
     _echo("")
     for note in result.skipped:
@@ -239,6 +245,7 @@ def resume(
     num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the embedded local Ray (default: all).")] = None,
     cpu_only: Annotated[bool, typer.Option("--cpu-only", help="Train GPU nodes on the CPU.")] = False,
     token_file: TokenOpt = None,
+    warm: WarmOpt = False,
 ) -> None:
     """Finish an interrupted or failed run in its own folder: only unfinished nodes train."""
     from taskgraph.artifacts import store
@@ -257,9 +264,10 @@ def resume(
         spec, source, the_plan = _load(Path(str(folder.path)) / GRAPH, None)
         run_root = Path(str(folder.path)).parents[1]
     _check_local_data(spec, source, address)
+    warm_request = _use_warm(warm, address)
     _use_cluster(address, token_file)
     _run_and_report(spec, source, the_plan, run_dir=run_root, address=address, cpu_only=cpu_only,
-                    num_cpus=num_cpus, resume_dir=folder.path)
+                    num_cpus=num_cpus, resume_dir=folder.path, warm=warm_request)
 
 
 def report(

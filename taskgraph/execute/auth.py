@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from taskgraph.errors import ExecutionError
 
-__all__ = ["TokenSource", "use_token", "token_source", "probe_gcs", "probe_port", "auth_hint", "PROBE_TIMEOUT_S"]
+__all__ = ["TokenSource", "use_token", "send_token_file", "token_source", "probe_gcs", "probe_port", "auth_hint",
+           "PROBE_TIMEOUT_S"]
 
 #: How long the probes wait for an answer: a head on another continent answers in well under a second.
 PROBE_TIMEOUT_S = 5.0
@@ -83,6 +85,29 @@ def use_token(token_file: str | os.PathLike[str] | None = None) -> TokenSource |
     elif token_file is not None:
         _refresh_ray()
     return source
+
+
+def send_token_file(path: str | os.PathLike[str]) -> Callable[[], None]:
+    """Make this process send the token in ``path`` and nothing else (taskgraph's warm local Ray, whose
+    token only taskgraph holds), whatever the environment says; returns what puts the environment back.
+
+    Unlike ``use_token`` this overrides an explicit ``RAY_AUTH_MODE`` and ``RAY_AUTH_TOKEN``: the
+    head it is for always has token auth on, with this token.
+    """
+    saved = {key: os.environ.get(key) for key in (_MODE, _TOKEN, _TOKEN_PATH)}
+    os.environ.update({_MODE: "token", _TOKEN_PATH: str(path)})
+    os.environ.pop(_TOKEN, None)
+    _refresh_ray()
+
+    def restore() -> None:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _refresh_ray()
+
+    return restore
 
 
 def _refresh_ray() -> None:

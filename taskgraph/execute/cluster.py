@@ -20,16 +20,22 @@ __all__ = ["RaySession", "StartupTimeout", "check_address", "connect", "start_wi
 
 @dataclass
 class RaySession:
-    """Whether this process started Ray (then it shuts it down) or joined one already running."""
+    """Whether this process called ``ray.init`` (then ``close`` calls ``ray.shutdown``: an embedded Ray
+    stops, a cluster or the warm Ray is only left) or found Ray already initialised (left alone)."""
 
     started_here: bool
     address: str | None
 
     previous_sigterm: Any = None
+    warm: dict | None = None  # on the warm Ray: which one, and whether this run started it (run.json)
+    restore: Callable[[], None] | None = None  # puts back the token settings joining the warm Ray set
 
     def close(self) -> None:
         if self.started_here and ray.is_initialized():
             ray.shutdown()
+        if self.restore is not None:
+            self.restore()
+            self.restore = None
         if self.previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self.previous_sigterm)
 
@@ -124,14 +130,19 @@ def check_address(address: str | None) -> None:
     probe_gcs(address)
 
 
-def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> RaySession:
+def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
+            warm: Any = None) -> RaySession:
     """Join the Ray given by ``address`` / ``RAY_ADDRESS``, reuse one already initialised, or start one.
 
     ``address`` may be ``auto``, ``host:port`` (a running cluster's GCS) or ``ray://host:10001``.
     On a token-protected cluster the token comes from ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
     ``~/.ray/auth_token``, as Ray reads it; ``check_address`` turns the client side on for it (Ray
     itself would send it only with ``RAY_AUTH_MODE=token`` set) and looks at the address first.
+    ``warm`` (a ``warmray.WarmRequest``): join taskgraph's warm local Ray instead (started if none is
+    up; see ``taskgraph.execute.warmray``); an address as well is an error.
     """
+    if warm is not None:
+        return _connect_warm(address, num_cpus, num_gpus, warm)
     if ray.is_initialized():
         return RaySession(started_here=False, address=None)
     address = address or os.environ.get("RAY_ADDRESS") or None
@@ -163,3 +174,20 @@ def connect(address: str | None = None, num_cpus: int | None = None, num_gpus: i
             "that the cluster runs the same Ray version, and RAY_AUTH_TOKEN on token-protected clusters."
         ) from exc
     return _sigterm_interrupts(RaySession(started_here=True, address=None), before)
+
+
+def _connect_warm(address: str | None, num_cpus: int | None, num_gpus: int | None, warm: Any) -> RaySession:
+    from dataclasses import replace
+
+    from taskgraph.execute.warmray import client
+
+    client.check_warm(address)
+    if ray.is_initialized():  # this process has a Ray of its own: not silently used in place of the warm one
+        raise ExecutionError("--warm: this process already has a Ray initialised (ray.init); call ray.shutdown() "
+                             "first, or run without --warm to use it.")
+    request = replace(warm, num_cpus=num_cpus if num_cpus is not None else warm.num_cpus,
+                      num_gpus=num_gpus if num_gpus is not None else warm.num_gpus)
+    before = signal.getsignal(signal.SIGTERM)
+    joined = client.join(request)
+    session = RaySession(started_here=True, address=joined.ray.address, warm=joined.record(), restore=joined.restore)
+    return _sigterm_interrupts(session, before)
