@@ -14,6 +14,8 @@ Workloads:
            peers have no cache, so their "partial rerun" trains the changed graph's 20 nodes.
   chain    a chain of 100 one-step nodes, each inheriting its predecessor's encoder.
   fanout   one root and 99 one-step children inheriting its encoder.
+  (tool taskgraph-warm: `taskgraph run --warm` on a warm Ray that `taskgraph warm start` started
+  once before the repetitions, outside the measured time, and `taskgraph warm stop` ends after.)
   handoff  a producer holding an S MB encoder (S = 100, 400, 1600) and a consumer that takes it
            (mode freeze): whole-run time, and the hand-off: from the producer's last training
            step (its final evaluation starts) to the consumer holding the weights (``inherit``
@@ -49,6 +51,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+WARM = "taskgraph-warm"  # `taskgraph run --warm` on a warm Ray started before the repetitions (not measured)
+TG_TOOLS = ("taskgraph", "before", WARM)
 
 # --------------------------------------------------------------------------- graphs
 
@@ -320,13 +324,19 @@ class Bench:
         self.probe_dir.mkdir(parents=True, exist_ok=True)
         (self.probe_dir / "sitecustomize.py").write_text(PROBE)
         self.count = 0
+        self.warm_up = False
+
+    def env(self, root: Path = ROOT, **extra: str) -> dict[str, str]:
+        return {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token"),
+                "TASKGRAPH_WARM_DIR": str(self.work / "warm"),  # the bench's own warm Ray, never the user's
+                "PYTHONPATH": os.pathsep.join([str(self.probe_dir), str(root), os.environ.get("PYTHONPATH", "")]),
+                **extra}
 
     def run(self, argv: list[str], python: str = sys.executable, root: Path = ROOT) -> tuple[float, list[dict], float]:
         """Wall seconds of one whole process, its probe spans and the time it was started."""
         self.count += 1
         probe = self.work / f"probe-{self.count}.jsonl"
-        env = {**os.environ, "TG_BENCH_PROBE": str(probe), "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token"),
-               "PYTHONPATH": os.pathsep.join([str(self.probe_dir), str(root), os.environ.get("PYTHONPATH", "")])}
+        env = self.env(root, TG_BENCH_PROBE=str(probe))
         for attempt in range(3):  # Ray's 30 s start limit can pass on a 2-core machine shared by many
             probe.unlink(missing_ok=True)
             start = time.time()
@@ -340,8 +350,19 @@ class Bench:
             raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
         return took, read_probe(probe), start
 
-    def taskgraph(self, graph: Path, run_dir: Path, root: Path = ROOT) -> tuple[float, list[dict], float]:
-        return self.run(["-m", "taskgraph", "run", str(graph), "--run-dir", str(run_dir), "--plain"], root=root)
+    def taskgraph(self, graph: Path, run_dir: Path, root: Path = ROOT, warm: bool = False):
+        return self.run(["-m", "taskgraph", "run", str(graph), "--run-dir", str(run_dir), "--plain"]
+                        + (["--warm"] if warm else []), root=root)
+
+    def warm(self, command: str) -> None:
+        """``taskgraph warm start|stop`` for tool taskgraph-warm: outside the measured time."""
+        if command == "start" and self.warm_up:
+            return
+        argv = [sys.executable, "-m", "taskgraph", "warm", command] + (["--idle", "3h"] if command == "start" else [])
+        done = subprocess.run(argv, cwd=self.work, env=self.env(), capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"taskgraph warm {command} failed:\n{done.stdout}\n{done.stderr}")
+        self.warm_up = command == "start"
 
     def ray(self, graph: Path):
         return self.run([__file__, "_ray", str(graph)])
@@ -452,6 +473,8 @@ def main() -> None:
     parser.add_argument("--kedro-python", default=os.environ.get("KEDRO_PYTHON"))
     parser.add_argument("--before", type=Path, help="another checkout of taskgraph (e.g. `git worktree add` of the "
                         "commit before a change), measured as tool `before`, interleaved with this one")
+    parser.add_argument("--no-warm", action="store_true", help="leave out tool taskgraph-warm (`taskgraph run --warm` "
+                        "on a warm Ray started once before the repetitions, outside the measured time)")
     parser.add_argument("--json", help="also write every raw figure here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
@@ -468,10 +491,16 @@ def main() -> None:
     bench = Bench(work, kedro_python, args.keep)
     only = set(args.only.split(","))
     before = ["before"] if args.before else []
-    roots = {"taskgraph": ROOT, "before": args.before.resolve() if args.before else ROOT}
+    before += [] if args.no_warm else ["taskgraph-warm"]  # taskgraph-like tools after "taskgraph"
+    roots = {"taskgraph": ROOT, "taskgraph-warm": ROOT, "before": args.before.resolve() if args.before else ROOT}
     results: dict[str, dict[str, list]] = {}
     extra: dict[str, list] = {}
     print(f"load average at start: {os.getloadavg()}; work folder {work}")
+    if WARM in before:
+        import atexit
+
+        bench.warm("start")  # once, before every repetition and outside the measured time
+        atexit.register(lambda: bench.warm_up and bench.warm("stop"))
 
     def add(row, tool, value):
         results.setdefault(row, {}).setdefault(tool, []).append(value)
@@ -489,18 +518,18 @@ def main() -> None:
         for rep in range(args.reps):
             for tool in rotate(tools, rep):
                 load = os.getloadavg()[0]
-                if tool in ("taskgraph", "before"):
+                if tool in TG_TOOLS:
                     runs, root = work / f"runs-dag-{tool}-{rep}", roots[tool]
-                    took, spans, spawned = bench.taskgraph(work / "dag.yaml", runs, root)
+                    took, spans, spawned = bench.taskgraph(work / "dag.yaml", runs, root, warm=tool == WARM)
                     add("dag20 cold", tool, took)
                     extra.setdefault(f"phases {tool}", []).append(
                         phase_split(spans, latest_run(runs), spawned, spawned + took))
                     extra.setdefault(f"dag_rss {tool}", []).append(peak_rss(spans))
-                    took2, spans2, _ = bench.taskgraph(work / "dag_edited.yaml", runs, root)
+                    took2, spans2, _ = bench.taskgraph(work / "dag_edited.yaml", runs, root, warm=tool == WARM)
                     add("dag20 partial rerun (10 changed)", tool, took2)
                     trained = len({s["node"] for s in spans2 if s["ev"] == "node_job"})
                     extra.setdefault(f"partial_trained {tool}", []).append(trained)
-                    took3, _s, _ = bench.taskgraph(work / "dag_edited.yaml", runs, root)
+                    took3, _s, _ = bench.taskgraph(work / "dag_edited.yaml", runs, root, warm=tool == WARM)
                     add("dag20 no-change rerun", tool, took3)
                     shutil.rmtree(runs, ignore_errors=True)
                 elif tool == "ray":
@@ -521,9 +550,9 @@ def main() -> None:
         for rep in range(args.reps):
             for tool in rotate(tools, rep):
                 load = os.getloadavg()[0]
-                if tool in ("taskgraph", "before"):
+                if tool in TG_TOOLS:
                     runs = work / f"runs-{shape}-{tool}-{rep}"
-                    took, spans, _ = bench.taskgraph(work / f"{shape}.yaml", runs, roots[tool])
+                    took, spans, _ = bench.taskgraph(work / f"{shape}.yaml", runs, roots[tool], warm=tool == WARM)
                     shutil.rmtree(runs, ignore_errors=True)
                 elif tool == "ray":
                     took, spans, _ = bench.ray(work / f"{shape}.yaml")
@@ -542,9 +571,9 @@ def main() -> None:
                 for tool in rotate(tools, rep):
                     load = os.getloadavg()[0]
                     graph = work / f"handoff{size}.yaml"
-                    if tool in ("taskgraph", "before"):
+                    if tool in TG_TOOLS:
                         runs = work / f"runs-handoff-{size}-{tool}-{rep}"
-                        took, spans, _ = bench.taskgraph(graph, runs, roots[tool])
+                        took, spans, _ = bench.taskgraph(graph, runs, roots[tool], warm=tool == WARM)
                         shutil.rmtree(runs, ignore_errors=True)
                     elif tool == "ray":
                         took, spans, _ = bench.ray(graph)
@@ -553,7 +582,7 @@ def main() -> None:
                     add(f"{size} MB hand-off: whole run", tool, took)
                     add(f"{size} MB hand-off: last step -> weights held", tool, handoff_seconds(spans))
                     add(f"{size} MB hand-off: peak worker RSS", tool, peak_rss(spans)["worker"])
-                    if tool in ("taskgraph", "before"):
+                    if tool in TG_TOOLS:
                         add(f"{size} MB hand-off: peak driver RSS", tool, peak_rss(spans)["driver"])
                     extra.setdefault("load", []).append(load)
                     print(f"  handoff {size} MB rep {rep} {tool}: {took:.2f}s, hand-off "
@@ -571,6 +600,11 @@ def main() -> None:
             ratio = f" {value / base:4.2f}x" if value is not None and base and unit == "s" else ""
             cells.append(f"{fmt(value, unit)}{ratio}")
         print(f"{row:<44} " + " ".join(f"{c:>22}" for c in cells))
+    for row, by_tool in results.items():  # against Kedro too: the runner that starts no Ray at all
+        kedro = median(by_tool.get("kedro-thread") or by_tool.get("kedro-sequential") or [])
+        if kedro and "RSS" not in row:
+            print(f"{row}: / Kedro " + ", ".join(f"{tool} {median(by_tool[tool]) / kedro:.2f}x"
+                                                  for tool in ["ray", "taskgraph"] + before if by_tool.get(tool)))
     for shape in ("chain", "fanout"):
         row = results.get(f"100-node {shape} of 1-step nodes")
         for tool in ["taskgraph"] + before:
