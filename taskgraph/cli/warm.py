@@ -57,9 +57,9 @@ def status_cmd() -> None:
     if runs:
         typer.echo(f"runs connected: pid {', '.join(map(str, runs))}")
     else:
-        left = ray.idle_left()
-        when = f"stops in {minutes(round(left))}" if left is not None else "idle clock starts at its next look"
-        typer.echo(f"no run connected: {when} (idle time {minutes(ray.idle_s)})")
+        left = ray.idle_left()  # None: the last run left since the keeper's last look (seconds ago)
+        typer.echo(f"no run connected: stops in {minutes(round(ray.idle_s if left is None else left))} "
+                   f"(idle time {minutes(ray.idle_s)})")
     typer.echo(f"session {ray.session_dir}; log {folder / state.LOG}")
 
 

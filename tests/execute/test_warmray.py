@@ -44,6 +44,25 @@ defaults:
   train: {epochs: 1, batch_size: 64}
 tasks:
   boom: {data: shapes, modules: {boom: {type: "tests.faults:Explode", in: 8, out: 8}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
+  where: {data: shapes, modules: {where: {type: "cwdprobe:Where", in: 8, out: 8}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
+"""
+
+#: A user module in the run's working directory that writes, from a worker's training step, where that
+#: worker runs: a relative path in user code must mean the same with and without --warm.
+CWDPROBE = """
+import os
+from pathlib import Path
+
+from torch import nn
+
+
+class Where(nn.Module):
+    def __init__(self, in_features=None, out=None):
+        super().__init__()
+
+    def forward(self, x):
+        Path("worker-cwd.txt").write_text(os.getcwd())
+        return x
 """
 
 
@@ -202,8 +221,10 @@ def test_runs_share_one_warm_ray_until_it_is_idle(ray_local, folder, write_graph
         f"error: the warm Ray at {warm.address} has {warm.num_cpus:g} CPUs and this run asks for --num-cpus 7: run "
         f"without --num-cpus (to use its {warm.num_cpus:g}), or `taskgraph warm stop`, then run again with --warm to "
         "start a fresh one with 7")
+    (tmp_path / "cwdprobe.py").write_text(CWDPROBE)
     failed = cli(folder, "run", str(boom), "--warm", "--run-dir", "runs", "--plain", cwd=tmp_path)
     assert failed.returncode == 2 and "1 node(s) failed: boom" in failed.stderr
+    assert (tmp_path / "worker-cwd.txt").read_text() == str(tmp_path)  # not the keeper's folder
     assert same(state.read(folder), warm) and alive(warm)
     status = cli(folder, "warm", "status", cwd=tmp_path)
     assert f"warm Ray at {warm.describe()}, up " in status.stdout and "no run connected: stops in " in status.stdout
