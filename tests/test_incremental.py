@@ -237,16 +237,31 @@ def until_b_trains(runs: Path, hold: Path, driver: subprocess.Popen, timeout: fl
     pytest.fail("b never started training: " + "\n".join(s or "" for s in driver.communicate()))
 
 
+def _gone(pid: int, timeout: float) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 @pytest.mark.slow
-def test_driver_killed_mid_run_then_resume_trains_only_unfinished(ray_local, write_graph, tmp_path, capfd):
+def test_driver_killed_mid_run_then_resume_trains_only_unfinished(ray_address, write_graph, tmp_path, capfd):
+    """The driver process joins the session's Ray (RAY_ADDRESS: no Ray start of its own) and is
+    killed as a crash of its machine would; the Ray lives on and ends the dead driver's workers."""
     (path, hold), runs = hold_b(write_graph, tmp_path), tmp_path / "runs"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    driver = subprocess.Popen([sys.executable, "-m", "taskgraph", "run", str(path), "--run-dir", str(runs), "--num-cpus", "2"],
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_ADDRESS": ray_address}
+    driver = subprocess.Popen([sys.executable, "-m", "taskgraph", "run", str(path), "--run-dir", str(runs)],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               start_new_session=True)
     run_dir = until_b_trains(runs, hold, driver, timeout=120)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
+    held = int(Path(f"{hold}.reached").read_text())  # the worker training b
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
     driver.wait(timeout=30)
+    assert _gone(held, 60), "Ray kept the dead driver's worker"  # b must not train on once the hold is removed
     a_metrics = json.loads((run_dir / "a" / "metrics.json").read_text())  # intact, complete JSON
     assert not (run_dir / "b" / "metrics.json").exists()
     hold.unlink()
