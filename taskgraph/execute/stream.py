@@ -8,8 +8,10 @@ nodes, so Ray logs nothing about them, and never fetch a state already handed on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ import ray
 
 from taskgraph.execute.progress import Reporter, reporting
 
-__all__ = ["execute", "remote_execute", "Flight", "discard", "drain", "cancel", "error_in"]
+__all__ = ["execute", "remote_execute", "behind_the_children", "Flight", "discard", "drain", "cancel", "error_in"]
 
 
 def execute(
@@ -51,7 +53,7 @@ def execute(
         handed = time.time()
         yield {"handed_at": handed, "sent": reporter.sent if reporter else 0}
         if callable(meta):
-            meta = meta()
+            meta = behind_the_children(meta)
     if reporter:
         reporter.finish({"kind": "end"})
     where = {
@@ -68,6 +70,34 @@ def execute(
 
 
 remote_execute = ray.remote(num_returns="streaming")(execute)
+
+#: The nice value of the thread that makes a node's files durable (the lowest CPU priority).
+WRITES_NICE = 19
+
+
+def behind_the_children(finish: Callable[[], Any]) -> Any:
+    """Run ``finish`` (the node's durable writes, after its state went to its children) on a thread
+    at the lowest CPU priority, and wait for it. Where cores are few, the parent's hashing and
+    writing competed with its children's training, which is the run's critical path (a chain's
+    child trained 2.5x slower than in plain Ray, on 2 cores); the run still counts the node done only
+    once the writes are durable. Linux sets a nice value per thread; elsewhere the writes run at
+    the worker's own priority."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITES_NICE)
+        try:
+            box["meta"] = finish()
+        except BaseException as exc:  # noqa: BLE001 -- raised again on the task's own thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="taskgraph-durable-writes")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["meta"]
 
 
 @dataclass

@@ -53,3 +53,31 @@ def test_a_parent_whose_files_fail_after_the_hand_off_fails_and_its_child_is_ski
     records = run_jobs(jobs(tmp_path, fail=True), durable_later)
     assert records["parent"].status == "failed" and "No space left on device" in records["parent"].error
     assert records["child"].status == "skipped" and "'parent' failed" in records["child"].error
+
+
+def writes_report_their_priority(name, payload, inputs):
+    import os
+    import threading
+
+    task_thread = threading.get_native_id()
+
+    def finish():
+        me = threading.get_native_id()
+        return {"nice": os.getpriority(os.PRIO_PROCESS, me), "task_nice": os.getpriority(os.PRIO_PROCESS, task_thread),
+                "own_thread": me != task_thread}
+
+    return {"value": np.zeros(1)}, finish
+
+
+def test_a_nodes_durable_writes_run_behind_its_childrens_training(ray_local):
+    """The writes made after the hand-on run on a thread at the lowest CPU priority: on few cores
+    they competed with the children's training (the critical path); the task's own thread, which
+    trains the worker's next node, keeps its priority."""
+    import sys
+
+    record = run_jobs([NodeJob("a", payload={})], writes_report_their_priority)["a"]
+    assert record.status == "done", record.error
+    if not sys.platform.startswith("linux"):
+        return  # a nice value per thread is Linux's
+    assert record.meta["own_thread"] and record.meta["nice"] == 19
+    assert record.meta["task_nice"] <= 19  # the worker's own (Ray's 15, more under `nice`): left as it was
