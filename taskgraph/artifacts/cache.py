@@ -195,9 +195,9 @@ class NodeCache:
         Each file becomes a new name of the cached one (replacing any leftover of an interrupted
         try by a rename), and the folder gets the node's manifest, so it is checked when read.
         """
-        meta = self.meta(key)
         entry = self.entry(key)
         manifest = read_manifest(entry, _FILES)
+        meta = self._meta(entry, manifest)
         if self.remote or store.is_remote(node_dir):  # copies, verified as read
             for name in (PARAMS, MANIFEST, METRICS):  # as write_node: metrics last
                 data = (store.json_bytes({n: manifest[n] for n in NODE_FILES}) if name == MANIFEST
@@ -216,10 +216,14 @@ class NodeCache:
 
     def meta(self, key: str) -> dict[str, Any]:
         """The entry's ``node.json``, verified against its manifest."""
+        entry = self.entry(key)
+        return self._meta(entry, read_manifest(entry, _FILES))
+
+    @staticmethod
+    def _meta(entry: Path | str, manifest: dict[str, Digest]) -> dict[str, Any]:
         import json
 
-        entry = self.entry(key)
-        return json.loads(read_verified(store.join(entry, NODE_META), read_manifest(entry, _FILES)[NODE_META]))
+        return json.loads(read_verified(store.join(entry, NODE_META), manifest[NODE_META]))
 
     def load_state(self, key: str) -> dict[str, np.ndarray]:
         """The cached parameters, hashed as they are read: ``DamagedArtifact`` unless they are the
