@@ -106,22 +106,25 @@ def _code_digests(config: Any, where: str) -> dict[str, str]:
 def node_keys(spec: Graph, plan: Plan) -> dict[str, str]:
     """Cache key of every node, in plan order (upstream keys feed downstream ones)."""
     code = code_version()
+    # One dump of the whole graph, sliced per task and data source: the same values as dumping each
+    # model, but only the Graph's serializer is needed (the spec models build theirs lazily, and
+    # each one built costs ~10-200 ms).
+    dumped_graph = spec.model_dump(mode="json", by_alias=True)
     data_digests: dict[str, str] = {}
     keys: dict[str, str] = {}
     for name in plan.order:
         task = spec.tasks[name]
-        config = task.model_dump(mode="json", by_alias=True, exclude=set(COSMETIC_FIELDS))
+        dumped_task = dumped_graph["tasks"][name]
+        config = {k: v for k, v in dumped_task.items() if k not in COSMETIC_FIELDS}
         if isinstance(config.get("train"), dict):  # how often to checkpoint does not change the result
-            config["train"].pop("checkpoint_every", None)
-            config["train"] = _without_defaults(config["train"], _TRAIN_DEFAULTS)
-        edges = {
-            up: spec.tasks[name].depends_on[up].model_dump(mode="json") for up in sorted(task.depends_on)
-        }
+            train = {k: v for k, v in config["train"].items() if k != "checkpoint_every"}
+            config["train"] = _without_defaults(train, _TRAIN_DEFAULTS)
+        edges = {up: dumped_task["depends_on"][up] for up in sorted(task.depends_on)}
         sources = {}
         for source in sorted(set(task.data_sources())):
             if source not in data_digests:
                 data_config = spec.data[source]
-                dumped = _without_defaults(data_config.model_dump(mode="json", by_alias=True), _DATA_DEFAULTS)
+                dumped = _without_defaults(dumped_graph["data"][source], _DATA_DEFAULTS)
                 data_digests[source] = canonical_digest(
                     {"config": dumped, "content": data_fingerprint(data_config),
                      "code": _code_digests(dumped, f"data.{source}")}
