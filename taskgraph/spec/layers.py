@@ -219,5 +219,7 @@ class SequentialModule(_ModuleBase):
 
 
 def rebuild(module_config: Any) -> None:
-    """Resolve ``sequential``'s recursive reference once ``ModuleConfig`` exists (``spec.components``)."""
-    SequentialModule.model_rebuild(_types_namespace={"ModuleConfig": module_config})
+    """Resolve ``sequential``'s recursive reference once ``ModuleConfig`` exists (``spec.components``):
+    a name in this module, where pydantic looks when it builds the model on first use (``model_rebuild``
+    would build it now, on every import: the spec models are built lazily, ``spec.base``)."""
+    globals()["ModuleConfig"] = module_config
