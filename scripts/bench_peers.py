@@ -493,14 +493,22 @@ def main() -> None:
     before = ["before"] if args.before else []
     before += [] if args.no_warm else ["taskgraph-warm"]  # taskgraph-like tools after "taskgraph"
     roots = {"taskgraph": ROOT, "taskgraph-warm": ROOT, "before": args.before.resolve() if args.before else ROOT}
-    results: dict[str, dict[str, list]] = {}
-    extra: dict[str, list] = {}
     print(f"load average at start: {os.getloadavg()}; work folder {work}")
     if WARM in before:
-        import atexit
-
         bench.warm("start")  # once, before every repetition and outside the measured time
-        atexit.register(lambda: bench.warm_up and bench.warm("stop"))
+    try:
+        measure(args, bench, work, only, before, roots, kedro_python)
+    finally:
+        if bench.warm_up:  # before its folder goes (a keeper whose record is gone also stops itself)
+            bench.warm("stop")
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args, bench: Bench, work: Path, only: set, before: list, roots: dict, kedro_python) -> None:
+    """Every repetition of every chosen workload, then the tables."""
+    results: dict[str, dict[str, list]] = {}
+    extra: dict[str, list] = {}
 
     def add(row, tool, value):
         results.setdefault(row, {}).setdefault(tool, []).append(value)
@@ -635,8 +643,6 @@ def main() -> None:
               f"median {median(extra['load']):.2f}, max {max(extra['load']):.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "extra": extra}, indent=1))
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
