@@ -52,7 +52,11 @@ def status_cmd() -> None:
     if ray is None:
         typer.echo("no warm Ray is up (`taskgraph run --warm` or `taskgraph warm start` starts one)")
         return
-    runs = runs_on(ray)
+    try:
+        runs = runs_on(ray)
+    except Exception as exc:  # noqa: BLE001  (its head stopped answering since the look above)
+        typer.echo(f"warm Ray at {ray.describe()}: its head does not answer ({exc}); `taskgraph warm stop` ends it")
+        return
     typer.echo(f"warm Ray at {ray.describe()}, up {minutes(round(time.time() - ray.started_at))}")
     if runs:
         typer.echo(f"runs connected: pid {', '.join(map(str, runs))}")

@@ -141,6 +141,8 @@ class Keeper:
             if state.connected_runs(self.ray):
                 return False
             state.remove(self.folder, pid=self.ray.pid)
+        except Exception:  # noqa: BLE001  (no answer this time: the next look decides)
+            return False
         finally:
             lock.release()
         self.stop_reason = f"no run for {self.ray.idle_s:g} s"
