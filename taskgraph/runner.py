@@ -395,7 +395,8 @@ def _interrupted(state: dict[str, Any], run_dir: RunDir, observers: RunObservers
     signum = stop_signal(exc)
     how = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     what = f"stopped {', '.join(stopped)}" if stopped else "no node was running yet"
-    command = f"taskgraph resume {run_dir.path}" + (f" --address {address}" if address else "")
+    command = (f"taskgraph resume {run_dir.path}" + (f" --address {address}" if address else "")
+               + (" --warm" if (state.get("ray") or {}).get("warm") else ""))  # on the warm Ray it ran on
     return Interrupted(
         f"interrupted ({how}): {what}; {len(finished)} of {total} nodes finished and are kept. "
         f"Resume with: {command}",

@@ -283,3 +283,23 @@ def test_start_status_stop(folder, tmp_path):
     assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if warm.session_dir.encode() in _read(p)]
     assert cli(folder, "warm", "status", cwd=tmp_path).stdout.strip() == (
         "no warm Ray is up (`taskgraph run --warm` or `taskgraph warm start` starts one)")
+
+
+def test_an_interrupted_warm_run_says_to_resume_with_warm(tmp_path):
+    """The one line after Ctrl-C names the resume command; a run on the warm Ray resumes on it."""
+    from taskgraph.artifacts.rundir import RunDir
+    from taskgraph.runner import _interrupted
+
+    class Watchers:
+        def finish(self, state, ok):
+            pass
+
+    def said(ray: dict) -> str:
+        run_dir = RunDir.create(tmp_path / str(len(ray)), "g")
+        state = {"order": ["a", "b"], "nodes": {"a": {"status": "done"}, "b": {"status": "interrupted"}}, "ray": ray}
+        return str(_interrupted(state, run_dir, Watchers(), KeyboardInterrupt(), None, 2)).split("Resume with: ")[1]
+
+    warm = {"address": "127.0.0.1:6379", "nodes": 1, "warm": {"session_dir": "/tmp/s", "keeper_pid": 1,
+                                                               "started_by_this_run": False}}
+    assert said(warm).endswith(" --warm")
+    assert not said({"address": "local", "nodes": 1}).endswith(" --warm")
