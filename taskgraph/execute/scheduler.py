@@ -23,7 +23,7 @@ from taskgraph.execute.progress import DRAIN_EVERY_S, EventOrder, forget_hub, hu
 from taskgraph.execute.records import NodeRecord
 from taskgraph.execute.resources import check_feasible, ray_options, usage
 from taskgraph.execute.stream import Flight, cancel, drain, error_in, remote_execute
-from taskgraph.execute.warmup import warm_targets, warm_up
+from taskgraph.execute.warmup import settle, warm_targets, warm_up
 
 __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
 
@@ -296,9 +296,10 @@ def run_jobs(
     if on_progress:
         for name, line in sorted(scale_up.items()):
             on_progress({"kind": "scale_up", "node": name, "time": time.time(), "text": line})
+    warming: list[Any] = []  # the warm-ups' results: settled however the run ends
     try:
         submit_ready()
-        warm_up(warm_targets(node_fn, warm), int(totals["CPU"] - in_use["CPU"]), len(waiting))
+        warming = warm_up(warm_targets(node_fn, warm), int(totals["CPU"] - in_use["CPU"]), len(waiting))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None,
                                 fetch_local=False)
@@ -349,6 +350,8 @@ def run_jobs(
                 records[other].status = "done"
                 notify(records[other])
         raise
+    finally:
+        settle(warming)
     drain_progress()
     if order is not None:
         order.release_all()

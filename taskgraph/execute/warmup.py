@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import Any
 
 import ray
 
-__all__ = ["warm_targets", "warm_up", "import_targets"]
+from taskgraph.execute.stream import discard
+
+__all__ = ["warm_targets", "warm_up", "settle", "import_targets"]
 
 
 def import_targets(targets: list[str]) -> None:
@@ -35,9 +38,20 @@ def warm_targets(node_fn: Any, warm: str | None) -> list[str]:
     return [m for m in (module,) if m and m != "__main__"] + [warm]
 
 
-def warm_up(targets: list[str], free_cpus: int, nodes_left: int) -> None:
-    """Import ``targets`` on as many idle workers as there are free CPUs and nodes still to run (fire
-    and forget). A child that starts while its parent writes its files lands on another worker
-    than its parent's; a cold one would pay these imports (seconds) on the critical path."""
-    for _ in range(min(free_cpus, nodes_left) if targets else 0):
-        _remote_import.options(name="taskgraph:warm-up").remote(targets)
+def warm_up(targets: list[str], free_cpus: int, nodes_left: int) -> list[Any]:
+    """Import ``targets`` on as many idle workers as there are free CPUs and nodes still to run; returns
+    their results for ``settle``. A child that starts while its parent writes its files lands on
+    another worker than its parent's; a cold one would pay these imports (seconds) on the critical path."""
+    return [_remote_import.options(name="taskgraph:warm-up").remote(targets)
+            for _ in range(min(free_cpus, nodes_left) if targets else 0)]
+
+
+def settle(warming: list[Any], timeout: float = 5.0) -> None:
+    """At the end of a run (finished, failed or interrupted): stop the warm-ups still running and read
+    every result. A warm-up still importing when the run's driver left was ended with the driver's
+    job, and Ray printed "Unhandled error ... The worker died unexpectedly" for it under the one line
+    an interrupted run promises."""
+    for ref in warming:
+        with contextlib.suppress(Exception):  # finished already: nothing to cancel
+            ray.cancel(ref, force=True)
+    discard(warming, timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,38 @@ def test_a_failure_frees_its_resources_for_a_node_that_was_waiting(ray_local):
     records = run_jobs(jobs, sleepy)
     assert records["bad"].status == "failed"
     assert records["other"].status == "done"
+
+
+def waits_for_the_warm_up(name, payload, inputs):
+    deadline = time.time() + 120
+    while not Path(payload).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    return {"w": np.zeros(1)}, {}
+
+
+def test_warm_ups_still_running_when_the_run_ends_are_stopped(ray_local):
+    """A warm-up still importing when the run ended went on (and, once the driver left, Ray printed an
+    "Unhandled error ... worker died" line under an interrupted run's one line): the run stops them."""
+    import os
+
+    from tests.slow_warm import pid_file
+
+    path = pid_file()
+    path.unlink(missing_ok=True)
+    jobs = [NodeJob("a", payload=str(path)), NodeJob("b", ("a",), payload=str(path))]  # b: one warm-up
+    records = run_jobs(jobs, waits_for_the_warm_up, warm="tests.slow_warm:nap")
+    assert records["a"].status == records["b"].status == "done"
+    pid = int(path.read_text())
+    path.unlink()
+
+    def alive() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.time() + 30
+    while alive() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not alive(), "the warm-up still runs after the run ended"
