@@ -387,9 +387,9 @@ def make_plan(spec: Graph, source: SourceMap | None = None) -> Plan:
         for up in ups:
             downstream[up].append(name)  # names in sorted order: each list is sorted
     cost = {name: node_cost(spec.tasks[name]) for name in upstream}
-    stages = _generations(upstream, downstream)
-    stage_of = {n: i for i, stage in enumerate(stages) for n in stage}
     order = _lexicographic_order(upstream, downstream)
+    stages = _stages(upstream, order)
+    stage_of = {n: i for i, stage in enumerate(stages) for n in stage}
     path, length = _critical_path(cost, upstream, order)
     on_path = set(path)
     nodes = {
@@ -407,22 +407,16 @@ def make_plan(spec: Graph, source: SourceMap | None = None) -> Plan:
     return Plan(spec.name, order, stages, path, length, total, nodes)
 
 
-def _generations(upstream: Mapping[str, Sequence[str]], downstream: Mapping[str, Sequence[str]]) -> tuple[tuple[str, ...], ...]:
-    """Stages: the tasks with no upstream, then those whose upstream are all in earlier stages, ...
-    (``nx.topological_generations``), each sorted by name. ``upstream`` is acyclic (checked)."""
-    waiting = {n: len(ups) for n, ups in upstream.items()}
-    stage = [n for n, count in waiting.items() if count == 0]
-    stages = []
-    while stage:
-        stages.append(tuple(sorted(stage)))
-        ready = []
-        for node in stage:
-            for child in downstream[node]:
-                waiting[child] -= 1
-                if waiting[child] == 0:
-                    ready.append(child)
-        stage = ready
-    return tuple(stages)
+def _stages(upstream: Mapping[str, Sequence[str]], order: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+    """Stages (``nx.topological_generations``, each sorted by name): a task's stage is one past its
+    latest upstream's, read off any topological ``order``."""
+    stage_of: dict[str, int] = {}
+    for node in order:
+        stage_of[node] = max((stage_of[up] + 1 for up in upstream[node]), default=0)
+    stages: list[list[str]] = [[] for _ in range(max(stage_of.values(), default=-1) + 1)]
+    for node in sorted(stage_of):
+        stages[stage_of[node]].append(node)
+    return tuple(tuple(stage) for stage in stages)
 
 
 def _lexicographic_order(upstream: Mapping[str, Sequence[str]], downstream: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
@@ -448,7 +442,7 @@ def _critical_path(
     """Longest path by summed node cost (ties broken by name, so the result is stable)."""
     best: dict[str, tuple[float, tuple[str, ...]]] = {}
     for node in order:
-        preds = sorted(upstream[node])
+        preds = upstream[node]  # sorted by name (``_upstream``)
         if preds:
             prev = max(preds, key=lambda p: best[p][0])  # first of equals: sorted by name
             best[node] = (best[prev][0] + cost[node], (*best[prev][1], node))
