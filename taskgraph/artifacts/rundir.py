@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskgraph.artifacts import store
-from taskgraph.artifacts.files import atomic_write_json, atomic_write_text, params_from_bytes, read_json
+from taskgraph.artifacts.files import atomic_write_text, params_from_bytes, read_json
 from taskgraph.artifacts.manifest import MANIFEST, Digest, check_sizes, digest, read_manifest, read_verified
 from taskgraph.errors import ArtifactError
 
@@ -117,8 +117,7 @@ class RunDir:
             atomic_write_text(store.join(self.path, GRAPH), text)
 
     def write_run(self, run: dict[str, Any]) -> None:
-        with disk_errors(store.join(self.path, RUN), self.path):
-            atomic_write_json(store.join(self.path, RUN), run)
+        self.write_run_bytes(store.json_bytes(run))
 
     def write_run_bytes(self, data: bytes) -> None:
         """``run.json`` from bytes serialised already (``runrecord.RunRecorder``, off the driver's loop)."""
