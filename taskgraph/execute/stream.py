@@ -21,7 +21,8 @@ import ray
 
 from taskgraph.execute.progress import Reporter, reporting
 
-__all__ = ["execute", "remote_execute", "behind_the_children", "Flight", "discard", "drain", "cancel", "error_in"]
+__all__ = ["execute", "remote_execute", "behind_the_children", "Flight", "discard", "drain", "stop", "cancel",
+           "error_in"]
 
 
 def execute(
@@ -144,6 +145,14 @@ def drain(flight: Flight, timeout: float = 10.0, deadline: float | None = None) 
     discard(refs[1:] if flight.handed else refs, max(0.0, deadline - time.time()))
 
 
+def stop(tasks: list[Any]) -> None:
+    """Force-cancel each task (a node's stream or a plain task's result), killing its worker; one that
+    finished in the meantime is left as it is."""
+    for task in tasks:
+        with contextlib.suppress(Exception):
+            ray.cancel(task, force=True)
+
+
 def cancel(pending: dict[Any, Flight]) -> list[str]:
     """Cancel every in-flight node (killing its worker) and empty ``pending``; returns their names.
 
@@ -151,11 +160,7 @@ def cancel(pending: dict[Any, Flight]) -> list[str]:
     nothing; the cancelled results are read (and dropped) so Ray reports nothing about them.
     """
     names = sorted(flight.name for flight in pending.values())
-    for stream in pending:
-        try:
-            ray.cancel(stream, force=True)
-        except Exception:  # noqa: BLE001 -- finished in the meantime: nothing to cancel
-            pass
+    stop(list(pending))
     deadline = time.time() + 10.0  # one wait for all of them, as a Ctrl-C must not hang
     for flight in pending.values():
         drain(flight, deadline=deadline)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 from typing import Any
 
 import ray
 
-from taskgraph.execute.stream import discard
+from taskgraph.execute.stream import discard, stop
 
 __all__ = ["warm_targets", "warm_up", "settle", "import_targets"]
 
@@ -51,7 +50,5 @@ def settle(warming: list[Any], timeout: float = 5.0) -> None:
     every result. A warm-up still importing when the run's driver left was ended with the driver's
     job, and Ray printed "Unhandled error ... The worker died unexpectedly" for it under the one line
     an interrupted run promises."""
-    for ref in warming:
-        with contextlib.suppress(Exception):  # finished already: nothing to cancel
-            ray.cancel(ref, force=True)
+    stop(warming)
     discard(warming, timeout)
