@@ -11,7 +11,6 @@ land inside a worker range chosen a moment before (a CI flake: a worker that can
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import shutil
@@ -22,17 +21,7 @@ import types
 from pathlib import Path
 from typing import Self
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_local_cluster():
-    spec = importlib.util.spec_from_file_location("local_cluster_test", ROOT / "scripts" / "local_cluster.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-local_cluster = _load_local_cluster()
+from tests.execute.loopback import local_cluster  # scripts/local_cluster.py, loaded once for the suite
 
 #: Ports other programs hold on the scripted machine: one in every 97 from 1024 on.
 HELD = frozenset(range(1024 + 7, 65536, 97))
