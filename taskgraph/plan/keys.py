@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from taskgraph.plan.graph import Plan
     from taskgraph.spec.models import Graph
 
-__all__ = ["node_keys", "code_version", "data_fingerprint", "canonical_digest", "COSMETIC_FIELDS"]
+__all__ = ["node_keys", "key_recipe", "keys_from_recipe", "code_version", "data_fingerprint", "reads_fingerprint",
+           "canonical_digest", "COSMETIC_FIELDS"]
 
 #: Task fields that do not change what a node learns (DVC excludes such fields from its keys too).
 COSMETIC_FIELDS = frozenset({"cost", "resources", "depends_on"})
@@ -77,10 +78,14 @@ def data_fingerprint(config: Any) -> str:
     """What the data source reads: its declared ``version`` if any, else a digest of the files the
     loader reads (``config.reads()``, the same paths the loader opens)."""
     version = getattr(config, "version", None)
-    if version:
-        return f"version:{version}"
+    return f"version:{version}" if version else reads_fingerprint(config.reads())
+
+
+def reads_fingerprint(paths: Iterable[Path]) -> str:
+    """Digest of the files under ``paths`` (folders walked; missing paths skipped), "generated" when none:
+    ``data_fingerprint`` apart from the config, so a recorded recipe (``key_recipe``) fingerprints the same."""
     files: list[Path] = []
-    for path in config.reads():
+    for path in paths:
         if path.is_dir():
             files += [p for p in path.rglob("*") if p.is_file()]
         elif path.is_file():
@@ -105,13 +110,21 @@ def _code_digests(config: Any, where: str) -> dict[str, str]:
 
 def node_keys(spec: Graph, plan: Plan) -> dict[str, str]:
     """Cache key of every node, in plan order (upstream keys feed downstream ones)."""
-    code = code_version()
+    return keys_from_recipe(key_recipe(spec, plan))
+
+
+def key_recipe(spec: Graph, plan: Plan) -> dict[str, Any]:
+    """What the keys are computed from, as plain JSON, before anything on disk is read: each node's
+    config, edges, upstream and data sources in plan order; each source's config, declared
+    ``version`` and the paths it reads. ``keys_from_recipe`` does the reading (data files, user
+    code, the training code), so a no-change rerun that kept the recipe (``taskgraph.rerun``)
+    still fingerprints every file, without pydantic."""
     # One dump of the whole graph, sliced per task and data source: the same values as dumping each
     # model, but only the Graph's serializer is needed (the spec models build theirs lazily, and
     # each one built costs ~10-200 ms).
     dumped_graph = spec.model_dump(mode="json", by_alias=True)
-    data_digests: dict[str, str] = {}
-    keys: dict[str, str] = {}
+    nodes: list[dict[str, Any]] = []
+    data: dict[str, dict[str, Any]] = {}
     for name in plan.order:
         task = spec.tasks[name]
         dumped_task = dumped_graph["tasks"][name]
@@ -119,27 +132,48 @@ def node_keys(spec: Graph, plan: Plan) -> dict[str, str]:
         if isinstance(config.get("train"), dict):  # how often to checkpoint does not change the result
             train = {k: v for k, v in config["train"].items() if k != "checkpoint_every"}
             config["train"] = _without_defaults(train, _TRAIN_DEFAULTS)
-        edges = {up: dumped_task["depends_on"][up] for up in sorted(task.depends_on)}
-        sources = {}
-        for source in sorted(set(task.data_sources())):
-            if source not in data_digests:
+        sources = sorted(set(task.data_sources()))
+        for source in sources:
+            if source not in data:
                 data_config = spec.data[source]
-                dumped = _without_defaults(dumped_graph["data"][source], _DATA_DEFAULTS)
+                version = getattr(data_config, "version", None)
+                data[source] = {"config": _without_defaults(dumped_graph["data"][source], _DATA_DEFAULTS),
+                                "version": version or None,
+                                "reads": [] if version else [str(p) for p in data_config.reads()]}
+        nodes.append({"name": name, "task": config,
+                      "edges": {up: dumped_task["depends_on"][up] for up in sorted(task.depends_on)},
+                      "upstream": list(plan.nodes[name].upstream), "data": sources})
+    return {"nodes": nodes, "data": data}
+
+
+def keys_from_recipe(recipe: dict[str, Any]) -> dict[str, str]:
+    """The cache keys of a ``key_recipe``: reads the data files, the user code it names and
+    taskgraph's training code now, so a changed file changes the key even with a kept recipe."""
+    code = code_version()
+    data_digests: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    for node in recipe["nodes"]:
+        name = node["name"]
+        sources = {}
+        for source in node["data"]:
+            if source not in data_digests:
+                entry = recipe["data"][source]
+                content = (f"version:{entry['version']}" if entry["version"]
+                           else reads_fingerprint(Path(p) for p in entry["reads"]))
                 data_digests[source] = canonical_digest(
-                    {"config": dumped, "content": data_fingerprint(data_config),
-                     "code": _code_digests(dumped, f"data.{source}")}
+                    {"config": entry["config"], "content": content,
+                     "code": _code_digests(entry["config"], f"data.{source}")}
                 )
             sources[source] = data_digests[source]
-        user_code = _code_digests(config, f"tasks.{name}")
         keys[name] = canonical_digest(
             {
                 "schema": KEY_SCHEMA,
-                "task": config,
-                "edges": edges,
-                "upstream": {up: keys[up] for up in plan.nodes[name].upstream},
+                "task": node["task"],
+                "edges": node["edges"],
+                "upstream": {up: keys[up] for up in node["upstream"]},
                 "data": sources,
                 "code": code,
-                "user_code": user_code,
+                "user_code": _code_digests(node["task"], f"tasks.{name}"),
             }
         )
     return keys

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgraph.errors import TaskgraphError
-from taskgraph.spec.base import CUSTOM_PATTERN
+from taskgraph.spec.refs import CUSTOM_PATTERN
 
 __all__ = ["code_refs", "module_file", "ref_files", "UserCodeError"]
 

@@ -13,10 +13,9 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-__all__ = ["Frozen", "Open", "CUSTOM_PATTERN", "is_custom_ref", "LocatedProblems", "BoolForNumber"]
+from taskgraph.spec.refs import CUSTOM_PATTERN
 
-#: A user-supplied implementation: ``"package.module:attribute"``.
-CUSTOM_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
+__all__ = ["Frozen", "Open", "CUSTOM_PATTERN", "is_custom_ref", "LocatedProblems", "BoolForNumber"]
 
 
 def is_custom_ref(value: object) -> bool:
