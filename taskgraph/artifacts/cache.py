@@ -1,7 +1,8 @@
 """The result cache: finished nodes stored by cache key, shared by every run under one ``--run-dir``.
 
 Layout: ``<run-dir>/.cache/nodes/<key[:2]>/<key>/`` (loaded data sources: ``.cache/data/``, see
-``train.datacache``) with ``params.safetensors``, ``metrics.json``,
+``train.datacache``; the graphs a no-change rerun replays: ``.cache/graphs/``, see ``taskgraph.rerun``)
+with ``params.safetensors``, ``metrics.json``,
 ``node.json`` (what the run record needs) and ``manifest.json`` (each file's sha256 and size,
 recorded when it was written). An entry is created by renaming a complete temp folder into place,
 so it is either whole or absent. Run folders hard-link the cached files (a copy where links are

@@ -7,7 +7,6 @@ Imports only typer and taskgraph.errors: the layers are imported inside the func
 from __future__ import annotations
 
 import errno
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +14,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from taskgraph.errors import TaskgraphError, TaskgraphWarning
+from taskgraph.cli.output import interrupt_behind as _interrupt_behind  # noqa: F401 (main's, kept importable here)
+from taskgraph.cli.output import show_warning as _show_warning  # noqa: F401
+from taskgraph.errors import TaskgraphError
 
 OnlyOpt = Annotated[Optional[str], typer.Option("--only", help="Run only these nodes (their upstream must be cached).")]
 FromOpt = Annotated[Optional[str], typer.Option("--from", help="Retrain these nodes and everything downstream of them.")]
@@ -89,11 +90,11 @@ def _check_writable(folder: Path, option: str = "-o") -> None:
             probe.flush()
 
 
-def _load(graph: Path, overrides: list[str] | None):
+def _load(graph: Path, overrides: list[str] | None, raw: bytes | None = None):
     from taskgraph.plan.graph import make_plan
     from taskgraph.spec.loader import load_spec
 
-    spec, source = load_spec(graph, tuple(overrides or ()))
+    spec, source = load_spec(graph, tuple(overrides or ()), raw)
     return spec, source, make_plan(spec, source)
 
 
@@ -138,26 +139,3 @@ def _check_local_data(spec, source, address: str | None) -> None:
 
     if address is None and not os.environ.get("RAY_ADDRESS"):
         check_data_present(spec, source)
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    """taskgraph's own warnings (a damaged cache entry evicted, ...) as one ``warning:`` line."""
-    if issubclass(category, TaskgraphWarning):
-        typer.echo(f"warning: {message}", err=True)
-    else:
-        _default_show_warning(message, category, filename, lineno, file, line)
-
-
-_default_show_warning = warnings.showwarning
-
-
-def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C (or SIGTERM) an exit was raised from, if any."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, KeyboardInterrupt):
-            return cause
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return None

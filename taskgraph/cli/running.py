@@ -31,6 +31,7 @@ from taskgraph.cli.common import (
     _use_warm,
     _writing,
 )
+from taskgraph.cli.output import print_run_end
 from taskgraph.errors import ExecutionError, TaskgraphError
 
 
@@ -66,7 +67,13 @@ def run(
     are reused, not retrained. Selections: NAME, NAME+ (with descendants), +NAME (with
     ancestors), shell patterns, comma-separated.
     """
-    spec, source, the_plan = _load(graph, set_)
+    from taskgraph.rerun import read_graph, record_digest
+
+    # The record a no-change rerun replays (cli.fast) is kept under a digest of the bytes validated
+    # here and of the code and settings as they are now, not as they are when the run ends.
+    raw = read_graph(graph)  # None: unreadable, and _load says why
+    digest = record_digest(graph, tuple(set_ or ()), raw) if raw is not None else None
+    spec, source, the_plan = _load(graph, set_, raw)
     _check_local_data(spec, source, address)
     warm_request = _use_warm(warm, address)
     _use_cluster(address, token_file)
@@ -74,6 +81,10 @@ def run(
                     fail_fast=fail_fast, num_cpus=num_cpus, only=only, from_=from_, until=until,
                     force=force, no_cache=no_cache, graph_path=graph, mlflow=mlflow, tensorboard=tensorboard,
                     plain=plain, warm=warm_request)
+    if digest is not None and not (cpu_only or no_cache):
+        from taskgraph.rerun import write_record
+
+        write_record(spec, the_plan, digest, run_dir)
 
 
 def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=False, fail_fast=False,
@@ -84,7 +95,7 @@ def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=F
 
     _echo(f"running {spec.name}: {len(the_plan.order)} nodes in {len(the_plan.stages)} stages")
 
-    from taskgraph.report.live import make_view, scores
+    from taskgraph.report.live import make_view
 
     # A live table on a terminal; plain lines in CI and files (progress comes from the workers via Ray).
     view = make_view(spec.name, the_plan, live=sys.stdout.isatty() and not plain, write=_echo)
@@ -95,17 +106,7 @@ def _run_and_report(spec, source, the_plan, *, run_dir, address=None, cpu_only=F
             only=only, from_=from_, until=until, force=force, use_cache=not no_cache, resume_dir=resume_dir,
             tensorboard=tensorboard, mlflow_uri=mlflow, plan=the_plan, warm=warm,
         )
-    _echo("")
-    _echo(f"{'node':<16} {'status':<8} {'seconds':>8}  metrics (validation | test)")
-    for name in the_plan.order:
-        if name not in result.records:
-            continue  # not selected
-        rec = result.records[name]
-        took = f"{rec.ended_at - rec.started_at:.1f}" if rec.started_at and rec.ended_at else "-"
-        _echo(f"{name:<16} {rec.status:<8} {took:>8}  {scores(rec.meta)}")
-    _echo(f"\nsee it: taskgraph report {result.run_dir}  (Chrome trace: trace.json"
-          + (f"; tensorboard --logdir {result.run_dir})" if tensorboard else ")"))
-    _echo(f"wall time {result.wall_seconds:.1f}s; run directory: {result.run_dir}")
+    print_run_end(the_plan.order, result.records, result.run_dir, result.wall_seconds, tensorboard, _echo)
     if not result.ok:
         failed = [n for n, r in result.records.items() if r.status == "failed"]
         raise ExecutionError(

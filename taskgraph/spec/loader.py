@@ -251,11 +251,15 @@ def _dedupe(issues: list[SpecIssue]) -> list[SpecIssue]:
     return out
 
 
-def load_spec(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> tuple[Graph, SourceMap]:
-    """Read and validate a graph file. Raises ``SpecError`` naming the file, line and column."""
+def load_spec(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = (),
+              raw: bytes | None = None) -> tuple[Graph, SourceMap]:
+    """Read and validate a graph file. Raises ``SpecError`` naming the file, line and column.
+
+    ``raw``: the file's bytes, when the caller read them already (``run`` keeps a record of the
+    validated graph under a digest of exactly these bytes: ``taskgraph.rerun``)."""
     file = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = Path(path).read_bytes() if raw is None else raw
     except FileNotFoundError:
         raise SpecError(SpecIssue(message="no such file. Check the path.", file=file)) from None
     except IsADirectoryError:
