@@ -74,14 +74,37 @@ tasks:
 """
 
 
+#: ACROSS plus a data-parallel node: ``wide`` trains on two Ray Train workers (TorchTrainer) from
+#: ``pre``'s frozen encoder and hands rank 0's result to ``post``. One driver runs both parts: a second
+#: driver would only add its start, and Ray Train's worker group starts while the GPU nodes train.
+WITH_DATA_PARALLEL = ACROSS + """
+  wide:
+    data: shapes
+    depends_on: {pre: {share: [encoder], mode: freeze}}
+    modules: {encoder: {type: mlp, in: 16, hidden: [32]}, head: {type: linear, out: 1}}
+    loss: {type: binary_cross_entropy, target: parity}
+    metrics: [accuracy]
+    train: {batch_size: 32}
+    resources: {workers: 2, cpus_per_worker: 1}
+  post:
+    data: shapes
+    depends_on: {wide: {share: [encoder, head], mode: freeze}}
+    modules: {encoder: {type: mlp, in: 16, hidden: [32]}, head: {type: linear, out: 1}, extra: {type: linear, out: 1}}
+    loss: {type: binary_cross_entropy, target: parity}
+"""
+
+
 def test_graph_runs_across_nodes_and_parameters_cross_them(cluster, tmp_path):
-    graph = write(tmp_path / "across.yaml", ACROSS)
+    """Placement by GPUs and labels, parameters crossing nodes through the object store, and a
+    TorchTrainer node with two CPU workers (each on half the examples, rank 0's result downstream)."""
+    graph = write(tmp_path / "across.yaml", WITH_DATA_PARALLEL)
     out = taskgraph(cluster, "run", graph, "--address", cluster["address"], "--run-dir", tmp_path / "runs")
     assert out.returncode == 0, out.stdout + out.stderr
     folder = only_run(tmp_path / "runs")
     run = json.loads((folder / "run.json").read_text())
     nodes, ids = run["nodes"], {name: n["node_id"] for name, n in cluster["nodes"].items()}
     assert run["status"] == "done" and run["ray"]["nodes"] == 3
+    assert set(nodes) == {"pre", "gpu_a", "gpu_b", "after", "wide", "post"}
     for name in ("gpu_a", "gpu_b"):  # only the GPU worker has GPUs
         assert nodes[name]["node_id"] == ids["gpu0"] and nodes[name]["gpu_ids"] == ["0"]
     for name in ("pre", "after"):  # labels tier=cpu
@@ -97,47 +120,10 @@ def test_graph_runs_across_nodes_and_parameters_cross_them(cluster, tmp_path):
     assert nodes["gpu_a"]["meta"]["inherited"][0]["sha256"] == digest(pre)
     gpu_b = module_state(load_params(folder / "gpu_b" / "params.safetensors"), "encoder")
     assert digest(gpu_b) != digest(pre)  # mode init: it trained on from pre's values
+    _torchtrainer_node_with_two_cpu_workers(folder)
 
 
-def test_node_larger_than_any_machine_fails_at_submit_time(cluster, tmp_path):
-    graph = write(tmp_path / "big.yaml", ACROSS.replace("resources: {gpus: 0.5}", "resources: {gpus: 2}"))
-    out = taskgraph(cluster, "run", graph, "--address", cluster["address"], "--run-dir", tmp_path / "runs", timeout=120)
-    assert out.returncode == 2
-    assert "node 'gpu_b' asks for 1 CPUs and 2 GPUs" in out.stderr and "--cpu-only" in out.stderr
-    run = json.loads((only_run(tmp_path / "runs") / "run.json").read_text())
-    assert not any(n.get("status") == "done" for n in run["nodes"].values())  # nothing ran
-
-
-DATA_PARALLEL = """
-name: dp
-defaults: {resources: {cpus: 1}, train: {epochs: 2, batch_size: 32}}
-data:
-  shapes: {loader: synthetic_shapes, n: 500, dim: 16, classes: 4}
-tasks:
-  pre:
-    data: shapes
-    modules: {encoder: {type: mlp, in: 16, hidden: [32]}, head: {type: linear, out: 4}}
-    loss: {type: cross_entropy, target: label}
-  wide:
-    data: shapes
-    depends_on: {pre: {share: [encoder], mode: freeze}}
-    modules: {encoder: {type: mlp, in: 16, hidden: [32]}, head: {type: linear, out: 1}}
-    loss: {type: binary_cross_entropy, target: parity}
-    metrics: [accuracy]
-    resources: {workers: 2, cpus_per_worker: 1}
-  post:
-    data: shapes
-    depends_on: {wide: {share: [encoder, head], mode: freeze}}
-    modules: {encoder: {type: mlp, in: 16, hidden: [32]}, head: {type: linear, out: 1}, extra: {type: linear, out: 1}}
-    loss: {type: binary_cross_entropy, target: parity}
-"""
-
-
-def test_torchtrainer_node_with_two_cpu_workers(cluster, tmp_path):
-    graph = write(tmp_path / "dp.yaml", DATA_PARALLEL)
-    out = taskgraph(cluster, "run", graph, "--address", cluster["address"], "--run-dir", tmp_path / "runs")
-    assert out.returncode == 0, out.stdout + out.stderr
-    folder = only_run(tmp_path / "runs")
+def _torchtrainer_node_with_two_cpu_workers(folder: Path) -> None:
     wide = json.loads((folder / "wide" / "metrics.json").read_text())
     pre_metrics = json.loads((folder / "pre" / "metrics.json").read_text())
     assert wide["workers"] == 2
@@ -149,6 +135,15 @@ def test_torchtrainer_node_with_two_cpu_workers(cluster, tmp_path):
     post = load_params(folder / "post" / "params.safetensors")  # rank 0's result went downstream
     for module in ("encoder", "head"):
         assert digest(module_state(post, module)) == digest(module_state(wide_params, module))
+
+
+def test_node_larger_than_any_machine_fails_at_submit_time(cluster, tmp_path):
+    graph = write(tmp_path / "big.yaml", ACROSS.replace("resources: {gpus: 0.5}", "resources: {gpus: 2}"))
+    out = taskgraph(cluster, "run", graph, "--address", cluster["address"], "--run-dir", tmp_path / "runs", timeout=120)
+    assert out.returncode == 2
+    assert "node 'gpu_b' asks for 1 CPUs and 2 GPUs" in out.stderr and "--cpu-only" in out.stderr
+    run = json.loads((only_run(tmp_path / "runs") / "run.json").read_text())
+    assert not any(n.get("status") == "done" for n in run["nodes"].values())  # nothing ran
 
 
 def test_submit_through_jobs_api_and_status(cluster, tmp_path):
