@@ -214,9 +214,12 @@ def test_only_the_plainest_run_command_lines_take_the_fast_path(monkeypatch):
         "g.yaml", "r", ("a=1", "b=2"), True, False)
     for argv in (["validate", "g.yaml"], ["run"], ["run", "a.yaml", "b.yaml"], ["run", "g.yaml", "--help"],
                  ["run", "g.yaml", "--only", "a"], ["run", "g.yaml", "--cpu-only"], ["run", "g.yaml", "--set"],
-                 ["run", "g.yaml", "--address", "auto"], ["run", "g.yaml", "--warm"], ["run", "g.yaml", "--"],
+                 ["run", "g.yaml", "--address", "auto"], ["run", "g.yaml", "--no-cache"], ["run", "g.yaml", "--"],
                  ["run", "g.yaml", "--run-dir", "s3://bucket/runs"], ["run", "g.yaml", "--plain=1"]):
         assert parse_run(argv) is None, argv
+    assert parse_run(["run", "g.yaml", "--warm"]) is not None  # nothing to train: the warm Ray is not reached
+    monkeypatch.setenv("TASKGRAPH_WARM_IDLE", "soon")
+    assert parse_run(["run", "g.yaml", "--warm"]) is None  # the full path says what is wrong with it
     monkeypatch.setenv("TASKGRAPH_RUN_DIR", "elsewhere")
     assert parse_run(["run", "g.yaml"]).run_dir == "elsewhere"  # type: ignore[union-attr]
     for name in ("RAY_ADDRESS", "TASKGRAPH_WARM"):

@@ -2,8 +2,8 @@
 
 A rerun with nothing to train used to spend ~0.9 s starting typer, defining and validating the spec
 models and planning, for a few milliseconds of cache lookups. ``fast_run`` takes only the plainest
-``run`` command lines (the graph, ``--run-dir``, ``--set``, ``--plain``, ``--[no-]tensorboard``;
-no cluster, no selection, no warm Ray), finds the graph's kept record (``taskgraph.rerun``) and,
+``run`` command lines (the graph, ``--run-dir``, ``--set``, ``--plain``, ``--[no-]tensorboard``,
+``--[no-]warm``; no cluster, no selection), finds the graph's kept record (``taskgraph.rerun``) and,
 when every node's recomputed key has a sound cache entry, writes the run folder and prints what
 the full path prints. In every other case it returns None before writing anything and the typer
 app runs as before, errors and all: the fast path never decides what a command line means.
@@ -35,7 +35,7 @@ class RunArgs:
 
 
 def parse_run(argv: Sequence[str]) -> RunArgs | None:
-    """``run GRAPH [--run-dir D] [--set K=V ...] [--plain] [--[no-]tensorboard]`` in any order, as
+    """``run GRAPH [--run-dir D] [--set K=V ...] [--plain] [--[no-]tensorboard] [--[no-]warm]`` in any order, as
     click reads them; None for anything else (other options, ``--help``, a missing value, two
     graphs, ``--``), which the typer app then reads and, where it is wrong, reports."""
     if not argv or argv[0] != "run" or any(name in os.environ for name in _AWAY):
@@ -43,7 +43,7 @@ def parse_run(argv: Sequence[str]) -> RunArgs | None:
     graphs: list[str] = []
     run_dir: str | None = None
     overrides: list[str] = []
-    plain, tensorboard = False, True
+    plain, tensorboard, warm = False, True, False
     rest = list(argv[1:])
     while rest:
         token = rest.pop(0)
@@ -64,10 +64,12 @@ def parse_run(argv: Sequence[str]) -> RunArgs | None:
             plain = True
         elif token in ("--tensorboard", "--no-tensorboard"):
             tensorboard = token == "--tensorboard"
+        elif token in ("--warm", "--no-warm"):  # the warm Ray is reached only to train something
+            warm = token == "--warm"
         else:
             return None
-    if len(graphs) != 1:
-        return None
+    if len(graphs) != 1 or (warm and "TASKGRAPH_WARM_IDLE" in os.environ):
+        return None  # a malformed TASKGRAPH_WARM_IDLE is an error with --warm: the full path says so
     if run_dir is None:
         run_dir = os.environ.get("TASKGRAPH_RUN_DIR", "runs")
         if not run_dir:
