@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from taskgraph.artifacts.cache import NodeCache
     from taskgraph.spec.models import Graph
 
-__all__ = ["RECORDS", "read_graph", "record_digest", "write_record", "read_record", "Replayed", "replay", "sound_keys"]
+__all__ = ["RECORDS", "snapshot", "record_digest", "write_record", "read_record", "Replayed", "replay", "sound_keys"]
 
 #: Bumped when what a record holds changes, so an older record is never misread.
 RECORD_SCHEMA = 1
@@ -69,7 +69,10 @@ def _library_stamps() -> dict[str, list[Any] | None]:
 
     stamps: dict[str, list[Any] | None] = {}
     for name in _LIBRARIES:
-        found = importlib.util.find_spec(name)
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
         origin = found.origin if found is not None else None
         if origin and os.path.isfile(origin):
             st = os.stat(origin)
@@ -79,12 +82,18 @@ def _library_stamps() -> dict[str, list[Any] | None]:
     return stamps
 
 
-def read_graph(graph: str | os.PathLike[str]) -> bytes | None:
-    """The graph file's bytes (None when it cannot be read: the loader words that error)."""
+def snapshot(graph: str | os.PathLike[str], overrides: Sequence[str]) -> tuple[bytes | None, str | None]:
+    """The graph file's bytes, to validate, and the digest a record of them is kept under, taken
+    together before validating. (None, None) when the file cannot be read (the loader says why);
+    (bytes, None) when the digest cannot be taken (a working folder removed): no record then."""
     try:
-        return Path(graph).read_bytes()
+        raw = Path(graph).read_bytes()
     except OSError:
-        return None
+        return None, None
+    try:
+        return raw, record_digest(graph, overrides, raw)
+    except OSError:
+        return raw, None
 
 
 def record_digest(graph: str | os.PathLike[str], overrides: Sequence[str] = (), raw: bytes | None = None) -> str:

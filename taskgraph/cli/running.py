@@ -67,12 +67,11 @@ def run(
     are reused, not retrained. Selections: NAME, NAME+ (with descendants), +NAME (with
     ancestors), shell patterns, comma-separated.
     """
-    from taskgraph.rerun import read_graph, record_digest
+    from taskgraph.rerun import snapshot
 
     # The record a no-change rerun replays (cli.fast) is kept under a digest of the bytes validated
     # here and of the code and settings as they are now, not as they are when the run ends.
-    raw = read_graph(graph)  # None: unreadable, and _load says why
-    digest = record_digest(graph, tuple(set_ or ()), raw) if raw is not None else None
+    raw, digest = snapshot(graph, tuple(set_ or ()))  # raw None: unreadable, and _load says why
     spec, source, the_plan = _load(graph, set_, raw)
     _check_local_data(spec, source, address)
     warm_request = _use_warm(warm, address)
