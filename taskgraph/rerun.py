@@ -171,8 +171,9 @@ def write_record(spec: Graph, plan: Plan, digest: str, run_root: str | os.PathLi
     present = _must_exist(spec)
     if present is None or store.is_remote(run_root):
         return None
-    record = {"schema": RECORD_SCHEMA, "digest": digest, "name": spec.name, "plan": plan.to_dict(),
-              "graph_yaml": dump_graph(spec), "recipe": key_recipe(spec, plan), "present": present}
+    body = {"name": spec.name, "plan": plan.to_dict(), "graph_yaml": dump_graph(spec),
+            "recipe": key_recipe(spec, plan), "present": present}
+    record = {"schema": RECORD_SCHEMA, "digest": digest, "sha256": _body_digest(body), "body": body}
     try:
         folder = _records(run_root)
         path = store.write_bytes(folder / f"{digest}.json", json.dumps(record, sort_keys=True).encode())
@@ -180,6 +181,12 @@ def write_record(spec: Graph, plan: Plan, digest: str, run_root: str | os.PathLi
     except OSError:
         return None
     return Path(path)
+
+
+def _body_digest(body: dict[str, Any]) -> str:
+    """sha256 of a record's body as canonical JSON: a record changed on disk (a flipped bit in its
+    ``graph.yaml`` text) is refused, as damaged cache entries are, never replayed."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _prune(folder: Path) -> None:
@@ -214,9 +221,10 @@ def _plan(data: dict[str, Any]) -> Plan:
 def read_record(run_root: str | os.PathLike[str], digest: str) -> Record | None:
     """The record kept under ``digest``; None when there is none or it is damaged in any way."""
     try:
-        data = json.loads((_records(run_root) / f"{digest}.json").read_bytes())
-        if data["schema"] != RECORD_SCHEMA or data["digest"] != digest:
+        kept = json.loads((_records(run_root) / f"{digest}.json").read_bytes())
+        if kept["schema"] != RECORD_SCHEMA or kept["digest"] != digest or kept["sha256"] != _body_digest(kept["body"]):
             return None
+        data = kept["body"]
         plan = _plan(data["plan"])
         recipe, present = data["recipe"], data["present"]
         names = [node["name"] for node in recipe["nodes"]]

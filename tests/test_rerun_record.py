@@ -187,8 +187,11 @@ def test_code_libraries_environment_and_a_damaged_record_change_the_digest(cache
     monkeypatch.setattr("taskgraph.rerun._LIBRARIES", ("pydantic", "pydantic_core", "yaml", "_yaml"))
     assert record_digest(Path("graph.yaml")) == digest and fast_run(argv) == 0
     path = tmp_path / "runs" / ".cache" / RECORDS / f"{digest}.json"
-    path.write_bytes(path.read_bytes()[:-40])  # torn
+    kept = path.read_bytes()
+    path.write_bytes(kept[:-40])  # torn
     assert read_record("runs", digest) is None and fast_run(argv) is None
+    path.write_bytes(kept.replace(b"name: rerun", b"name: rerux"))  # one byte of graph.yaml changed
+    assert b"name: rerux" in path.read_bytes() and read_record("runs", digest) is None and fast_run(argv) is None
     capsys.readouterr()
     assert main(argv) == 0 and fast_run(argv) == 0  # the full path kept a sound one again
 
