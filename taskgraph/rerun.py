@@ -3,15 +3,15 @@
 Most of a no-change ``taskgraph run`` (~0.9 s) went before the first cache lookup: typer building its
 commands (its option coercion imports pydantic), pydantic building the spec models' validators, and
 validating the graph. What a rerun needs from all that is small: the graph's name, its plan, its
-resolved YAML (``graph.yaml``), the recipe of its cache keys (``plan.keys.key_recipe``) and the data
-paths that must exist. ``write_record`` keeps that as JSON in the run root's cache after a run that
+resolved YAML (``graph.yaml``), the recipe of its cache keys (``plan.keys.key_recipe``), the data
+paths that must exist and the data set searches made (which folder of the search path was taken). ``write_record`` keeps that as JSON in the run root's cache after a run that
 finished, under ``record_digest``: a digest of everything that could change it (the graph file's
 path and bytes, the working folder, the ``--set`` overrides, the variables data paths are read from,
 the taskgraph code that validates and plans, the installed pydantic and PyYAML, the Python).
 
 ``cli.fast`` looks the record up by that digest, recomputes the keys from the recipe (every data
 file, user code file and the training code fingerprinted now, as on the full path) and, only when
-every node has a sound cache entry, ``replay`` writes the run folder as ``runner.run_graph`` does
+every node has a sound cache entry and every data set search would take the same folder, ``replay`` writes the run folder as ``runner.run_graph`` does
 for an all-cached graph (``tests/test_rerun_record.py`` compares the two folders). Anything else (no
 record, a damaged one, a data file missing, a node to train) takes the full path, which validates,
 reports errors and evicts damaged entries as it always did. Records are JSON, never pickles.
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["RECORDS", "snapshot", "record_digest", "write_record", "read_record", "Replayed", "replay", "sound_keys"]
 
 #: Bumped when what a record holds changes, so an older record is never misread.
-RECORD_SCHEMA = 1
+RECORD_SCHEMA = 2
 #: The records' folder in the run root's cache (``<run-dir>/.cache/graphs``), and how many it keeps.
 RECORDS, KEEP = "graphs", 64
 
@@ -111,6 +111,7 @@ def record_digest(graph: str | os.PathLike[str], overrides: Sequence[str] = (), 
         "code": _code_digest(),
         "libraries": _library_stamps(),
         "python": [sys.version, sys.prefix],
+        "package": str(_PACKAGE),  # the staged data's default folder is found next to it
     }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
@@ -126,19 +127,18 @@ def _records(run_root: str | os.PathLike[str]) -> Path:
 
 
 def _fixed_reads(config: Any) -> bool:
-    """Whether the paths a data source reads follow from its config, the working folder and the
-    variables in ``_ENVIRONMENT`` alone. Not so for a data set found on a search path (whichever
-    folder exists) or user loader arguments (hashed when they name a file that exists): a record
-    would not see such a path appear, so graphs reading them always take the full path."""
+    """Whether the paths a data source reads follow from its config, the working folder, the
+    variables in ``_ENVIRONMENT`` and the data search's choice (``spec.data.searches_made``, checked
+    again on replay). Not so for a ``pkg.module:function`` loader without a ``version``: its
+    arguments are hashed when they name a file that exists, which a record would not see appear, so
+    graphs reading one always take the full path."""
     from taskgraph.spec.data import Conll2000Data, CustomData, _DataBase, _RealDataBase
     from taskgraph.spec.filedata import FILE_LOADERS
 
     if isinstance(config, CustomData):
         return bool(getattr(config, "version", None))  # hashed by version; never checked for presence
-    if isinstance(config, FILE_LOADERS):
+    if isinstance(config, (*FILE_LOADERS, _RealDataBase, Conll2000Data)):
         return True
-    if isinstance(config, (_RealDataBase, Conll2000Data)):
-        return bool(config.root)
     return type(config).reads is _DataBase.reads  # generated data: reads nothing
 
 
@@ -168,11 +168,17 @@ def write_record(spec: Graph, plan: Plan, digest: str, run_root: str | os.PathLi
     from taskgraph.plan.keys import key_recipe
     from taskgraph.runner import dump_graph
 
-    present = _must_exist(spec)
-    if present is None or store.is_remote(run_root):
+    from taskgraph.spec.data import searches_made
+
+    if store.is_remote(run_root):
         return None
-    body = {"name": spec.name, "plan": plan.to_dict(), "graph_yaml": dump_graph(spec),
-            "recipe": key_recipe(spec, plan), "present": present}
+    with searches_made() as searches:
+        present = _must_exist(spec)
+        recipe = key_recipe(spec, plan)
+    if present is None:
+        return None
+    body = {"name": spec.name, "plan": plan.to_dict(), "graph_yaml": dump_graph(spec), "recipe": recipe,
+            "present": present, "searches": sorted({(c, taken) for c, taken in searches})}
     record = {"schema": RECORD_SCHEMA, "digest": digest, "sha256": _body_digest(body), "body": body}
     try:
         folder = _records(run_root)
@@ -208,6 +214,8 @@ class Record:
     graph_yaml: str
     recipe: dict[str, Any]
     present: tuple[str, ...]
+    #: Data set searches (``spec.data.data_root``): the folders looked at, in order, and the one taken.
+    searches: tuple[tuple[tuple[str, ...], str], ...] = ()
 
 
 def _plan(data: dict[str, Any]) -> Plan:
@@ -230,9 +238,13 @@ def read_record(run_root: str | os.PathLike[str], digest: str) -> Record | None:
         names = [node["name"] for node in recipe["nodes"]]
         if names != list(plan.order) or set(plan.nodes) != set(names) or not isinstance(data["graph_yaml"], str):
             return None
+        searches = tuple((tuple(candidates), taken) for candidates, taken in data["searches"])
         if not isinstance(data["name"], str) or not all(isinstance(p, str) for p in present):
             return None
-        return Record(data["name"], plan, data["graph_yaml"], recipe, tuple(present))
+        if not all(candidates and all(isinstance(c, str) for c in candidates) and isinstance(taken, str)
+                   for candidates, taken in searches):
+            return None
+        return Record(data["name"], plan, data["graph_yaml"], recipe, tuple(present), searches)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
@@ -247,6 +259,9 @@ def sound_keys(record: Record, cache: NodeCache) -> dict[str, str] | None:
 
     if not all(os.path.exists(path) for path in record.present):
         return None
+    for candidates, taken in record.searches:  # a data set folder that appeared or went: search again
+        if next((c for c in candidates if os.path.isdir(c)), candidates[0]) != taken:
+            return None
     try:
         keys = keys_from_recipe(record.recipe)
     except (TaskgraphError, OSError, ValueError, KeyError, TypeError):

@@ -171,6 +171,34 @@ def test_a_changed_data_file_or_a_missing_one_take_the_full_path(cached, tmp_pat
     assert main(argv) == 2 and "people.csv" in capsys.readouterr().err
 
 
+MNIST_GRAPH = """
+name: searched
+data:
+  digits: {loader: mnist, max_train: 10, max_val: 10}
+tasks:
+  a: {data: digits, modules: {encoder: {type: mlp, hidden: [4]}, head: {type: linear, out: 10}}, loss: {type: cross_entropy, target: digit}}
+"""
+
+
+def test_a_data_set_folder_appearing_earlier_on_the_search_path_takes_the_full_path(cached, tmp_path, capsys,
+                                                                                  monkeypatch):
+    monkeypatch.delenv("TASKGRAPH_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the fetch folder: first on the search path
+    monkeypatch.setattr("taskgraph.spec.data.DEFAULT_DATA", tmp_path / "staged")  # then the staged copy
+    (tmp_path / "staged" / "mnist").mkdir(parents=True)
+    (tmp_path / "staged" / "mnist" / "train-images-idx3-ubyte").write_bytes(b"staged")
+    argv = cached(MNIST_GRAPH)
+    _kept(argv, capsys)
+    record = read_record("runs", record_digest(Path("graph.yaml")))
+    assert record is not None and record.present == (str(tmp_path / "staged" / "mnist"),)
+    fetched = tmp_path / "xdg" / "taskgraph" / "data" / "mnist"
+    assert record.searches == (((str(fetched), str(tmp_path / "staged" / "mnist")), str(tmp_path / "staged" / "mnist")),)
+    fetched.mkdir(parents=True)  # `taskgraph data fetch mnist`: other data, taken from now on
+    assert fast_run(argv) is None
+    fetched.rmdir()
+    assert fast_run(argv) == 0
+
+
 def test_code_libraries_environment_and_a_damaged_record_change_the_digest(cached, tmp_path, capsys, monkeypatch):
     argv = cached()
     _kept(argv, capsys)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -35,13 +37,33 @@ def search_path(name: str) -> list[Path]:
     return list(dict.fromkeys([fetch_home() / name, DEFAULT_DATA / name]))
 
 
+#: ``data_root``'s searches while ``searches_made`` watches: (the folders looked at, the one taken).
+_SEARCHES: list[tuple[tuple[str, ...], str]] | None = None
+
+
+@contextmanager
+def searches_made() -> Iterator[list[tuple[tuple[str, ...], str]]]:
+    """Collect the searches ``data_root`` makes meanwhile: a no-change rerun replays a kept record
+    (``taskgraph.rerun``) only while each search would take the same folder (none appeared or went)."""
+    global _SEARCHES
+    found: list[tuple[tuple[str, ...], str]] = []
+    outer, _SEARCHES = _SEARCHES, found
+    try:
+        yield found
+    finally:
+        _SEARCHES = outer
+
+
 def data_root(name: str, root: str | None) -> Path:
     """The folder of data set ``name``: the configured ``root``, else the first folder of
     ``search_path`` that exists (the fetch folder if none does, so errors point where fetch writes)."""
     if root:
         return Path(root).expanduser()
     candidates = search_path(name)
-    return next((path for path in candidates if path.is_dir()), candidates[0])
+    taken = next((path for path in candidates if path.is_dir()), candidates[0])
+    if _SEARCHES is not None:
+        _SEARCHES.append((tuple(str(path) for path in candidates), str(taken)))
+    return taken
 
 
 def repo_path(path: str) -> Path:
