@@ -1,20 +1,23 @@
 """A no-change rerun without typer, pydantic or the spec models: the validated graph kept as JSON.
 
-Most of a no-change ``taskgraph run`` (~0.9 s) went before the first cache lookup: typer building its
-commands (its option coercion imports pydantic), pydantic building the spec models' validators, and
-validating the graph. What a rerun needs from all that is small: the graph's name, its plan, its
+Most of a no-change ``taskgraph run`` (~0.9 s) went before the first cache lookup: typer building
+its commands (its option coercion imports pydantic), pydantic building the spec models' validators,
+and validating the graph. What a rerun needs from all that is small: the graph's name, its plan, its
 resolved YAML (``graph.yaml``), the recipe of its cache keys (``plan.keys.key_recipe``), the data
-paths that must exist and the data set searches made (which folder of the search path was taken). ``write_record`` keeps that as JSON in the run root's cache after a run that
-finished, under ``record_digest``: a digest of everything that could change it (the graph file's
-path and bytes, the working folder, the ``--set`` overrides, the variables data paths are read from,
-the taskgraph code that validates and plans, the installed pydantic and PyYAML, the Python).
+paths that must exist and what the looks for data found (``spec.data.probes_made``: the folder a
+data set search took, whether a loader argument names a file). ``write_record`` keeps that as JSON
+in the run root's cache after a run that finished, under ``record_digest``: a digest of everything
+that could change it (the graph file's path and bytes, the working folder, the ``--set`` overrides,
+the variables data paths are read from, the taskgraph code that validates and plans, the installed
+pydantic and PyYAML, the Python).
 
 ``cli.fast`` looks the record up by that digest, recomputes the keys from the recipe (every data
 file, user code file and the training code fingerprinted now, as on the full path) and, only when
-every node has a sound cache entry and every data set search would take the same folder, ``replay`` writes the run folder as ``runner.run_graph`` does
-for an all-cached graph (``tests/test_rerun_record.py`` compares the two folders). Anything else (no
-record, a damaged one, a data file missing, a node to train) takes the full path, which validates,
-reports errors and evicts damaged entries as it always did. Records are JSON, never pickles.
+every node has a sound cache entry and every look for data finds the same, ``replay`` writes the run
+folder as ``runner.run_graph`` does for an all-cached graph (``tests/test_rerun_record.py`` compares
+the two folders). Anything else (no record, a damaged one, a data file missing, a node to train)
+takes the full path, which validates, reports errors and evicts damaged entries as it always did.
+Records are JSON, never pickles.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["RECORDS", "snapshot", "record_digest", "write_record", "read_record", "Replayed", "replay", "sound_keys"]
 
 #: Bumped when what a record holds changes, so an older record is never misread.
-RECORD_SCHEMA = 2
+RECORD_SCHEMA = 3
 #: The records' folder in the run root's cache (``<run-dir>/.cache/graphs``), and how many it keeps.
 RECORDS, KEEP = "graphs", 64
 
@@ -128,16 +131,12 @@ def _records(run_root: str | os.PathLike[str]) -> Path:
 
 def _fixed_reads(config: Any) -> bool:
     """Whether the paths a data source reads follow from its config, the working folder, the
-    variables in ``_ENVIRONMENT`` and the data search's choice (``spec.data.searches_made``, checked
-    again on replay). Not so for a ``pkg.module:function`` loader without a ``version``: its
-    arguments are hashed when they name a file that exists, which a record would not see appear, so
-    graphs reading one always take the full path."""
+    variables in ``_ENVIRONMENT`` and what its looks for data found (``spec.data.probes_made``,
+    looked at again on replay): every loader taskgraph knows; an unknown kind keeps no record."""
     from taskgraph.spec.data import Conll2000Data, CustomData, _DataBase, _RealDataBase
     from taskgraph.spec.filedata import FILE_LOADERS
 
-    if isinstance(config, CustomData):
-        return bool(getattr(config, "version", None))  # hashed by version; never checked for presence
-    if isinstance(config, (*FILE_LOADERS, _RealDataBase, Conll2000Data)):
+    if isinstance(config, (CustomData, *FILE_LOADERS, _RealDataBase, Conll2000Data)):
         return True
     return type(config).reads is _DataBase.reads  # generated data: reads nothing
 
@@ -168,17 +167,17 @@ def write_record(spec: Graph, plan: Plan, digest: str, run_root: str | os.PathLi
     from taskgraph.plan.keys import key_recipe
     from taskgraph.runner import dump_graph
 
-    from taskgraph.spec.data import searches_made
+    from taskgraph.spec.data import probes_made
 
     if store.is_remote(run_root):
         return None
-    with searches_made() as searches:
+    with probes_made() as probes:
         present = _must_exist(spec)
         recipe = key_recipe(spec, plan)
     if present is None:
         return None
     body = {"name": spec.name, "plan": plan.to_dict(), "graph_yaml": dump_graph(spec), "recipe": recipe,
-            "present": present, "searches": sorted({(c, taken) for c, taken in searches})}
+            "present": present, "probes": sorted(set(probes))}
     record = {"schema": RECORD_SCHEMA, "digest": digest, "sha256": _body_digest(body), "body": body}
     try:
         folder = _records(run_root)
@@ -214,8 +213,8 @@ class Record:
     graph_yaml: str
     recipe: dict[str, Any]
     present: tuple[str, ...]
-    #: Data set searches (``spec.data.data_root``): the folders looked at, in order, and the one taken.
-    searches: tuple[tuple[tuple[str, ...], str], ...] = ()
+    #: The looks for data made while validating (``spec.data.Probe``): kind, paths looked at, what was found.
+    probes: tuple[tuple[str, tuple[str, ...], str], ...] = ()
 
 
 def _plan(data: dict[str, Any]) -> Plan:
@@ -238,15 +237,23 @@ def read_record(run_root: str | os.PathLike[str], digest: str) -> Record | None:
         names = [node["name"] for node in recipe["nodes"]]
         if names != list(plan.order) or set(plan.nodes) != set(names) or not isinstance(data["graph_yaml"], str):
             return None
-        searches = tuple((tuple(candidates), taken) for candidates, taken in data["searches"])
+        probes = tuple((kind, tuple(paths), found) for kind, paths, found in data["probes"])
         if not isinstance(data["name"], str) or not all(isinstance(p, str) for p in present):
             return None
-        if not all(candidates and all(isinstance(c, str) for c in candidates) and isinstance(taken, str)
-                   for candidates, taken in searches):
+        if not all(kind in ("dir", "exists") and paths and all(isinstance(p, str) for p in paths)
+                   and isinstance(found, str) for kind, paths, found in probes):
             return None
-        return Record(data["name"], plan, data["graph_yaml"], recipe, tuple(present), searches)
+        return Record(data["name"], plan, data["graph_yaml"], recipe, tuple(present), probes)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def _look(kind: str, paths: tuple[str, ...]) -> str:
+    """A probe made again, as ``spec.data`` makes it: the folder ``data_root`` would take now
+    ("dir"), or the path if it exists now, else "" ("exists")."""
+    if kind == "dir":
+        return next((path for path in paths if os.path.isdir(path)), paths[0])
+    return paths[0] if os.path.exists(paths[0]) else ""
 
 
 def sound_keys(record: Record, cache: NodeCache) -> dict[str, str] | None:
@@ -259,9 +266,8 @@ def sound_keys(record: Record, cache: NodeCache) -> dict[str, str] | None:
 
     if not all(os.path.exists(path) for path in record.present):
         return None
-    for candidates, taken in record.searches:  # a data set folder that appeared or went: search again
-        if next((c for c in candidates if os.path.isdir(c)), candidates[0]) != taken:
-            return None
+    if any(_look(kind, paths) != found for kind, paths, found in record.probes):
+        return None  # a data set folder or a file a loader argument names appeared or went
     try:
         keys = keys_from_recipe(record.recipe)
     except (TaskgraphError, OSError, ValueError, KeyError, TypeError):

@@ -192,11 +192,34 @@ def test_a_data_set_folder_appearing_earlier_on_the_search_path_takes_the_full_p
     record = read_record("runs", record_digest(Path("graph.yaml")))
     assert record is not None and record.present == (str(tmp_path / "staged" / "mnist"),)
     fetched = tmp_path / "xdg" / "taskgraph" / "data" / "mnist"
-    assert record.searches == (((str(fetched), str(tmp_path / "staged" / "mnist")), str(tmp_path / "staged" / "mnist")),)
+    staged = str(tmp_path / "staged" / "mnist")
+    assert record.probes == (("dir", (str(fetched), staged), staged),)
     fetched.mkdir(parents=True)  # `taskgraph data fetch mnist`: other data, taken from now on
     assert fast_run(argv) is None
     fetched.rmdir()
     assert fast_run(argv) == 0
+
+
+USER_GRAPH = """
+name: user_loader
+data:
+  mine: {loader: "userdata:load", table: extra.csv, sep: ","}
+tasks:
+  a: {data: mine, modules: {encoder: {type: mlp, in: 3, hidden: [4]}, head: {type: linear, out: 2}}, loss: {type: cross_entropy, target: y}}
+"""
+
+
+def test_a_file_a_user_loader_argument_starts_naming_takes_the_full_path(cached, tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "userdata.py").write_text("def load(table, sep):\n    raise NotImplementedError\n")
+    argv = cached(USER_GRAPH)
+    _kept(argv, capsys)
+    (tmp_path / "extra.csv").write_text("x\n")  # now an argument names a file: hashed into the key
+    assert fast_run(argv) is None
+    (tmp_path / "extra.csv").unlink()
+    assert fast_run(argv) == 0
+    (tmp_path / "userdata.py").write_text("def load(table, sep):\n    return {}\n")  # the loader's code
+    assert fast_run(argv) is None
 
 
 def test_code_libraries_environment_and_a_damaged_record_change_the_digest(cached, tmp_path, capsys, monkeypatch):

@@ -37,21 +37,24 @@ def search_path(name: str) -> list[Path]:
     return list(dict.fromkeys([fetch_home() / name, DEFAULT_DATA / name]))
 
 
-#: ``data_root``'s searches while ``searches_made`` watches: (the folders looked at, the one taken).
-_SEARCHES: list[tuple[tuple[str, ...], str]] | None = None
+#: One look for data on disk: ("dir", folders looked at in order, the one taken) from ``data_root``,
+#: ("exists", (path,), the path or "" when absent) from a user loader's argument (``CustomData``).
+Probe = tuple[str, tuple[str, ...], str]
+_PROBES: list[Probe] | None = None
 
 
 @contextmanager
-def searches_made() -> Iterator[list[tuple[tuple[str, ...], str]]]:
-    """Collect the searches ``data_root`` makes meanwhile: a no-change rerun replays a kept record
-    (``taskgraph.rerun``) only while each search would take the same folder (none appeared or went)."""
-    global _SEARCHES
-    found: list[tuple[tuple[str, ...], str]] = []
-    outer, _SEARCHES = _SEARCHES, found
+def probes_made() -> Iterator[list[Probe]]:
+    """Collect the looks for data made meanwhile: a no-change rerun replays a kept record
+    (``taskgraph.rerun``) only while each would find the same (no data set folder or file named by a
+    loader's argument appeared or went), since what they find decides the paths a cache key hashes."""
+    global _PROBES
+    found: list[Probe] = []
+    outer, _PROBES = _PROBES, found
     try:
         yield found
     finally:
-        _SEARCHES = outer
+        _PROBES = outer
 
 
 def data_root(name: str, root: str | None) -> Path:
@@ -61,8 +64,8 @@ def data_root(name: str, root: str | None) -> Path:
         return Path(root).expanduser()
     candidates = search_path(name)
     taken = next((path for path in candidates if path.is_dir()), candidates[0])
-    if _SEARCHES is not None:
-        _SEARCHES.append((tuple(str(path) for path in candidates), str(taken)))
+    if _PROBES is not None:
+        _PROBES.append(("dir", tuple(str(path) for path in candidates), str(taken)))
     return taken
 
 
@@ -165,9 +168,15 @@ def _existing_path(text: str) -> Path | None:
         return None
     try:
         path = Path(text).expanduser()
-        return path if path.exists() else None
-    except (OSError, ValueError, RuntimeError):
+    except RuntimeError:  # ~user of no such user
         return None
+    try:
+        found = path if path.exists() else None
+    except (OSError, ValueError):
+        found = None
+    if _PROBES is not None:
+        _PROBES.append(("exists", (str(path),), "" if found is None else str(path)))
+    return found
 
 
 # --------------------------------------------------------------------------- real data sets
