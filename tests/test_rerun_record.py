@@ -226,16 +226,17 @@ def test_code_libraries_environment_and_a_damaged_record_change_the_digest(cache
     argv = cached()
     _kept(argv, capsys)
     digest = record_digest(Path("graph.yaml"))
-    monkeypatch.setenv("TASKGRAPH_DATA", str(tmp_path))
-    assert record_digest(Path("graph.yaml")) != digest and fast_run(argv) is None
-    monkeypatch.delenv("TASKGRAPH_DATA")
-    monkeypatch.setattr("taskgraph.rerun._code_digest", lambda: "edited spec code")
-    assert record_digest(Path("graph.yaml")) != digest and fast_run(argv) is None
-    monkeypatch.undo()
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("taskgraph.rerun._LIBRARIES", ("pydantic", "yaml", "json"))
-    assert record_digest(Path("graph.yaml")) != digest
-    monkeypatch.setattr("taskgraph.rerun._LIBRARIES", ("pydantic", "pydantic_core", "yaml", "_yaml"))
+    changes = {  # each alone: (what changes, whether the record is another one)
+        "TASKGRAPH_DATA": (lambda m: m.setenv("TASKGRAPH_DATA", str(tmp_path)), True),
+        "spec code": (lambda m: m.setattr("taskgraph.rerun._code_digest", lambda: "edited"), True),
+        "pydantic": (lambda m: m.setattr("taskgraph.rerun._LIBRARIES", ("pydantic", "yaml", "json")), True),
+        "training code": (lambda m: m.setattr("taskgraph.plan.keys.code_version", lambda: "edited"), False),
+    }
+    for name, (change, other_record) in changes.items():
+        with monkeypatch.context() as m:
+            change(m)
+            assert (record_digest(Path("graph.yaml")) != digest) == other_record, name
+            assert fast_run(argv) is None, name  # another record (none), or the same one with new keys
     assert record_digest(Path("graph.yaml")) == digest and fast_run(argv) == 0
     path = tmp_path / "runs" / ".cache" / RECORDS / f"{digest}.json"
     kept = path.read_bytes()
