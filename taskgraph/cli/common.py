@@ -1,5 +1,6 @@
 """What the ``taskgraph`` commands share: option and argument types, printing, the one-line error for a file
-that cannot be written, loading a graph, reaching a cluster, and the warning/Ctrl-C helpers of ``main``.
+that cannot be written, loading a graph and reaching a cluster (``main``'s warning and Ctrl-C helpers are
+in ``cli.output``, which needs no typer).
 
 Imports only typer and taskgraph.errors: the layers are imported inside the functions that use them.
 """
@@ -14,8 +15,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from taskgraph.cli.output import interrupt_behind as _interrupt_behind  # noqa: F401 (main's, kept importable here)
-from taskgraph.cli.output import show_warning as _show_warning  # noqa: F401
 from taskgraph.errors import TaskgraphError
 
 OnlyOpt = Annotated[Optional[str], typer.Option("--only", help="Run only these nodes (their upstream must be cached).")]
