@@ -36,13 +36,9 @@ tasks:
   b: {data: shapes, depends_on: {a: {share: [encoder]}}, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 1}}, loss: {type: mse, target: parity}}
 """
 
-BOOM = """
-name: boom
-data:
-  shapes: {loader: synthetic_shapes, n: 200, dim: 8, classes: 4}
-defaults:
-  train: {epochs: 1, batch_size: 64}
-tasks:
+#: TINY plus a node that fails and one that says where its worker runs: a second run on the warm Ray
+#: (one run, not two: each run on it pays its own workers' start).
+BOOM = TINY + """
   boom: {data: shapes, modules: {boom: {type: "tests.faults:Explode", in: 8, out: 8}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
   where: {data: shapes, modules: {where: {type: "cwdprobe:Where", in: 8, out: 8}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
 """
@@ -205,15 +201,21 @@ def test_runs_share_one_warm_ray_until_it_is_idle(ray_local, folder, write_graph
     assert ray1 == {"address": warm.address, "nodes": 1, "warm": {
         "session_dir": warm.session_dir, "keeper_pid": warm.pid, "started_by_this_run": True}}
 
-    second = cli(folder, "run", str(tiny), "--warm", "--run-dir", "runs", "--plain", "--no-cache", cwd=tmp_path)
-    assert second.returncode == 0, second.stdout + second.stderr
+    # The second run: TINY again (retrained: --no-cache) beside a node that fails and one that probes its cwd.
+    (tmp_path / "cwdprobe.py").write_text(CWDPROBE)
+    second = cli(folder, "run", str(boom), "--warm", "--run-dir", "runs", "--plain", "--no-cache", cwd=tmp_path)
+    assert second.returncode == 2 and "1 node(s) failed: boom" in second.stderr, second.stdout + second.stderr
     assert "warm Ray" not in second.stderr  # nothing started, nothing stale
     ray2 = run_json(runs, "tiny")
     assert ray2["ray"] == {**ray1, "warm": {**ray1["warm"], "started_by_this_run": False}}
-    assert same(state.read(folder), warm) and alive(warm)
+    assert {n: ray2["nodes"][n]["status"] for n in ("a", "b", "boom", "where")} == {
+        "a": "done", "b": "done", "boom": "failed", "where": "done"}
+    assert (tmp_path / "worker-cwd.txt").read_text() == str(tmp_path)  # not the keeper's folder
+    assert same(state.read(folder), warm) and alive(warm)  # a failed run leaves it up too
     assert main(["run", str(tiny), "--run-dir", str(tmp_path / "embedded"), "--no-cache"]) == 0  # the suite's Ray
     embedded = sorted((tmp_path / "embedded" / "tiny").iterdir())[-1]
-    assert digests(tmp_path / ray2["run_dir"]) == digests(embedded) and len(digests(embedded)) == 2
+    on_warm = digests(tmp_path / ray2["run_dir"])
+    assert {n: on_warm[n] for n in ("a", "b")} == digests(embedded) and len(digests(embedded)) == 2
 
     other = cli(folder, "run", str(tiny), "--warm", "--num-cpus", "7", "--run-dir", "runs", "--no-cache", cwd=tmp_path)
     assert other.returncode == 2
@@ -221,11 +223,6 @@ def test_runs_share_one_warm_ray_until_it_is_idle(ray_local, folder, write_graph
         f"error: the warm Ray at {warm.address} has {warm.num_cpus:g} CPUs and this run asks for --num-cpus 7: run "
         f"without --num-cpus (to use its {warm.num_cpus:g}), or `taskgraph warm stop`, then run again with --warm to "
         "start a fresh one with 7")
-    (tmp_path / "cwdprobe.py").write_text(CWDPROBE)
-    failed = cli(folder, "run", str(boom), "--warm", "--run-dir", "runs", "--plain", cwd=tmp_path)
-    assert failed.returncode == 2 and "1 node(s) failed: boom" in failed.stderr
-    assert (tmp_path / "worker-cwd.txt").read_text() == str(tmp_path)  # not the keeper's folder
-    assert same(state.read(folder), warm) and alive(warm)
     status = cli(folder, "warm", "status", cwd=tmp_path)
     assert f"warm Ray at {warm.describe()}, up " in status.stdout and "no run connected: stops in " in status.stdout
 
