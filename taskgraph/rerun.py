@@ -43,7 +43,7 @@ __all__ = ["RECORDS", "snapshot", "record_digest", "write_record", "read_record"
 #: Bumped when what a record holds changes, so an older record is never misread.
 RECORD_SCHEMA = 3
 #: The records' folder in the run root's cache (``<run-dir>/.cache/graphs``), and how many it keeps.
-RECORDS, KEEP = "graphs", 64
+RECORDS, KEEP = "graphs", 16
 
 _PACKAGE = Path(__file__).resolve().parent
 #: The code whose output a record holds: validation, planning, keys' recipe, ``graph.yaml`` and this file.
