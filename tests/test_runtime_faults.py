@@ -240,18 +240,45 @@ def test_disk_full_mid_run_ends_in_one_line_with_the_resume_command(ray_local, w
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_marks_the_run_and_names_the_resume_command(ray_address, write_graph, tmp_path, signum, capfd):
-    """A driver process joined to the session's Ray through RAY_ADDRESS (a Ray of its own would only
-    add its start; the interrupt cancels b's task, as it does on an embedded Ray)."""
-    (path, hold), runs = hold_b(write_graph, tmp_path), tmp_path / "runs"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "taskgraph", "run", str(path), "--run-dir", str(runs), "--plain"],
-        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", "RAY_ADDRESS": ray_address}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
-    run_dir = until_b_trains(runs, hold, driver, timeout=600)  # a busy CI machine takes minutes to start Ray
-    os.kill(driver.pid, signum)  # the driver only, as `kill` would; Ctrl-C on a terminal reaches it the same way
+def test_interrupt_marks_the_run_and_names_the_resume_command(ray_address, write_graph, tmp_path, capfd):
+    """Ctrl-C and SIGTERM, each to its own driver process joined to the session's Ray through
+    RAY_ADDRESS (a Ray of its own would only add its start; the interrupt cancels b's task, as it does
+    on an embedded Ray). The two drivers run at once: each start is seconds of imports, and their two
+    held nodes fit the Ray's 2 CPUs."""
+    drivers = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        folder = tmp_path / signum.name
+        folder.mkdir()
+        path, hold = hold_b(lambda text, name=f"{signum.name}.yaml": write_graph(text, name), folder)
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "taskgraph", "run", str(path), "--run-dir", str(folder / "runs"), "--plain"],
+            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", "RAY_ADDRESS": ray_address}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        drivers[signum] = (driver, hold, folder / "runs")
+    try:
+        for signum, (driver, hold, runs) in drivers.items():
+            run_dir = until_b_trains(runs, hold, driver, timeout=600)  # a busy CI machine takes minutes to start Ray
+            os.kill(driver.pid, signum)  # the driver only, as `kill` would; Ctrl-C on a terminal reaches it the same way
+            _interrupted_as_said(driver, hold, run_dir, signum)
+    finally:
+        for driver, hold, _runs in drivers.values():
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+            hold.unlink(missing_ok=True)
+    run_dir = next((tmp_path / signal.SIGINT.name / "runs" / "slow").iterdir())
+    a_metrics = (run_dir / "a" / "metrics.json").read_text()
+    capfd.readouterr()
+    code = main(["resume", str(run_dir)])  # the CLI's entry point, on the session's Ray (not a third one)
+    resumed = capfd.readouterr()
+    assert code == 0, resumed.out + resumed.err
+    assert "cached   a" in resumed.out and "done     b" in resumed.out and "done     c" in resumed.out
+    assert (run_dir / "a" / "metrics.json").read_text() == a_metrics
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
+
+
+def _interrupted_as_said(driver: subprocess.Popen, hold: Path, run_dir: Path, signum: int) -> None:
+    """The driver ends with 128 + signum, one line naming the resume command; run.json says interrupted."""
     try:
         out, err = driver.communicate(timeout=120)
     finally:
@@ -266,13 +293,3 @@ def test_interrupt_marks_the_run_and_names_the_resume_command(ray_address, write
     assert run["status"] == "interrupted" and run["ended_at"]
     assert run["nodes"]["a"]["status"] == "done" and run["nodes"]["b"]["status"] == "interrupted"
     assert "c" not in run["nodes"] or run["nodes"]["c"]["status"] == "pending"
-    if signum == signal.SIGTERM:
-        return
-    a_metrics = (run_dir / "a" / "metrics.json").read_text()
-    capfd.readouterr()
-    code = main(["resume", str(run_dir)])  # the CLI's entry point, on the session's Ray (not a third one)
-    resumed = capfd.readouterr()
-    assert code == 0, resumed.out + resumed.err
-    assert "cached   a" in resumed.out and "done     b" in resumed.out and "done     c" in resumed.out
-    assert (run_dir / "a" / "metrics.json").read_text() == a_metrics
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
