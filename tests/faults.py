@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import time
@@ -52,14 +53,18 @@ class HoldWhile(nn.Module):
 
 
 class FillDisk(nn.Module):
-    """Identity layer that, on its first forward call, fills the disk holding ``path`` (a full disk mid-run)."""
+    """Identity layer that, on its first forward call, fills the disk holding ``path`` (a full disk mid-run),
+    once a file matching the glob ``after`` exists (say, an upstream node's files: they are durable)."""
 
-    def __init__(self, path: str, in_features: int | None = None, out: int | None = None):
+    def __init__(self, path: str, after: str | None = None, in_features: int | None = None, out: int | None = None):
         super().__init__()
-        self.path = path
+        self.path, self.after = path, after
 
     def forward(self, x):
         if _once(self.path + ".marker"):
+            deadline = time.time() + 120
+            while self.after and not glob.glob(self.after) and time.time() < deadline:
+                time.sleep(0.05)
             try:
                 with open(self.path, "wb") as handle:
                     while True:

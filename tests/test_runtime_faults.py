@@ -217,14 +217,16 @@ defaults:
   train: {epochs: 1, batch_size: 64}
 tasks:
   small: {data: shapes, modules: {head: {type: linear, in: 8, out: 4}}, loss: {type: cross_entropy, target: label}}
-  filler: {data: shapes, depends_on: [small], modules: {fill: {type: "tests.faults:FillDisk", path: FILL, out: 8}, head: {type: linear, in: 8, out: 4}}, loss: {type: cross_entropy, target: label}}
+  filler: {data: shapes, depends_on: [small], modules: {fill: {type: "tests.faults:FillDisk", path: FILL, after: AFTER, out: 8}, head: {type: linear, in: 8, out: 4}}, loss: {type: cross_entropy, target: label}}
 """
 
 
 @pytest.mark.slow
 def test_disk_full_mid_run_ends_in_one_line_with_the_resume_command(ray_local, write_graph, tmpfs, capfd):
     disk = tmpfs("disk", size="256k")
-    code = main(["run", str(write_graph(FILLS.replace("FILL", str(disk / "filler")))), "--run-dir", str(disk),
+    # the disk fills up once small's files are durable: mid-run, with a finished node to keep
+    graph = FILLS.replace("FILL", str(disk / "filler")).replace("AFTER", str(disk / "fills" / "*" / "small" / "metrics.json"))
+    code = main(["run", str(write_graph(graph)), "--run-dir", str(disk),
                  "--plain", "--no-tensorboard"])
     out, err = capfd.readouterr()
     assert code == 2, out + err

@@ -22,8 +22,9 @@ from taskgraph.execute.autoscale import autoscaling
 from taskgraph.execute.progress import DRAIN_EVERY_S, EventOrder, forget_hub, hub_name, restart_hub, start_hub
 from taskgraph.execute.records import NodeRecord
 from taskgraph.execute.resources import check_feasible, ray_options, usage
-from taskgraph.execute.stream import Flight, cancel, drain, error_in, remote_execute
+from taskgraph.execute.stream import Flight, cancel, discard, drain, error_in, remote_execute
 from taskgraph.execute.warmup import settle, warm_targets, warm_up
+from taskgraph.execute.writer import Durable, Writers
 
 __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
 
@@ -66,6 +67,10 @@ def _check_feasible(jobs: list[NodeJob]) -> dict[str, str]:
         if not scaling.can_grow:
             raise
         return check_feasible(jobs, ray.nodes(), scaling)
+
+
+def _alive_nodes() -> set[str]:
+    return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
 
 
 def _descendants(name: str, children: dict[str, list[str]]) -> set[str]:
@@ -125,6 +130,12 @@ def run_jobs(
     missing = {n: sum(1 for u in by_name[n].upstream if u not in given) for n in waiting}
     ready_set = {n for n, count in missing.items() if count == 0}
     pending: dict[Any, Flight] = {}  # stream -> the node in flight
+    # Nodes whose task has ended and whose ``Durable`` writes run on their machine's writer:
+    # the writes' result -> (the node, its task's record, writes tried so far).
+    writing: dict[Any, tuple[Flight, dict[str, Any], int]] = {}
+    abandoned: list[Any] = []  # writes of nodes given up on (skipped, interrupted): read at the end
+    node_module = getattr(getattr(node_fn, "func", node_fn), "__module__", None)
+    writers = Writers([node_module] if node_module and node_module != "__main__" else [])
     # Children yet to receive each state; cached (given) nodes that are not jobs count too.
     children_left = {name: len(kids) for name, kids in children.items()}
     # Finished nodes whose upstream's files are not durable yet: reported done after it.
@@ -192,7 +203,11 @@ def run_jobs(
                 cancel({stream: flight})
                 if not flight.handed:
                     take_slot(by_name[node], -1)
-            if node in waiting or flights or node in parked:
+            writes = [ref for ref, (f, _, _) in writing.items() if f.name == node]
+            for ref in writes:
+                writing.pop(ref)
+                abandoned.append(ref)
+            if node in waiting or flights or writes or node in parked:
                 waiting.discard(node)
                 parked.discard(node)
                 records[node].status, records[node].error = "skipped", why
@@ -228,6 +243,31 @@ def run_jobs(
             if child in parked and upstream_done(child):
                 parked.discard(child)
                 complete(child)
+
+    def write(flight: Flight, result: dict[str, Any], tries: int = 0) -> None:
+        """The node's task has ended and handed back ``Durable`` writes: run them on its machine's writer."""
+        node_id = result["where"]["node_id"]
+        writing[writers.submit(node_id, result["meta"], flight.state)] = (flight, result, tries)
+
+    def written(ref: Any) -> None:
+        """A node's writes came back: done, failed, or (their writer died) tried again on a new one."""
+        flight, result, tries = writing.pop(ref)
+        try:
+            out = ray.get(ref)
+        except ray.exceptions.RayActorError as exc:  # the writer process died (killed, out of memory)
+            writers.forget(result["where"]["node_id"])
+            if tries < max_retries and result["where"]["node_id"] in _alive_nodes():
+                write(flight, result, tries + 1)
+                return
+            failed(flight, ExecutionError(
+                f"node '{flight.name}': its files could not be written, the writer on its machine died "
+                f"({type(exc).__name__}); `taskgraph resume` trains it again.", node=flight.name))
+            return
+        except Exception as exc:  # noqa: BLE001 -- what the writes raised (a full disk), wrapped by Ray
+            failed(flight, exc)
+            return
+        finished(flight, {**result, "meta": out["meta"], "where": {**result["where"], "ended_at": out["ended_at"]}})
+        submit_ready()
 
     def finished(flight: Flight, result: dict[str, Any]) -> None:
         where, record = result["where"], records[flight.name]
@@ -299,15 +339,19 @@ def run_jobs(
     warming: list[Any] = []  # the warm-ups' results: settled however the run ends
     try:
         submit_ready()
+        writers.start_local()  # the writer of this machine starts (and imports) while the first nodes train
         warming = warm_up(warm_targets(node_fn, warm), int(totals["CPU"] - in_use["CPU"]), len(waiting))
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=DRAIN_EVERY_S if hub is not None else None,
-                                fetch_local=False)
+        while pending or writing:
+            ready, _ = ray.wait([*pending, *writing], num_returns=1,
+                                timeout=DRAIN_EVERY_S if hub is not None else None, fetch_local=False)
             # Drained when the wait times out, before a node's end or failure, and at most every
             # DRAIN_EVERY_S after a hand-on: never between a state and its children's submission
             # (an actor round trip, three a node before, on the critical path of a chain).
             if not ready:
                 drain_progress()
+            if ready and ready[0] in writing:
+                written(ready[0])
+                continue
             if not ready or ready[0] not in pending:
                 continue
             stream = ready[0]
@@ -337,10 +381,15 @@ def run_jobs(
             else:
                 del pending[stream]
                 drain_progress()  # its last events (pushed and waited for) come before its record
+                if isinstance(value.get("meta"), Durable):
+                    write(flight, value)
+                    continue
                 finished(flight, value)
                 submit_ready()
     except BaseException as exc:  # Ctrl-C, SIGTERM, or the driver's own failure (a full disk): stop what runs
-        stopped = cancel(pending)
+        stopped = cancel(pending) + sorted(f.name for f, _, _ in writing.values())
+        abandoned.extend(writing)
+        writing.clear()
         if isinstance(exc, KeyboardInterrupt):
             for other in stopped:
                 records[other].status, records[other].ended_at = "interrupted", time.time()
@@ -352,6 +401,7 @@ def run_jobs(
         raise
     finally:
         settle(warming)
+        discard(abandoned, timeout=2.0)
     drain_progress()
     if order is not None:
         order.release_all()

@@ -20,6 +20,7 @@ from typing import Any
 import ray
 
 from taskgraph.execute.progress import Reporter, reporting
+from taskgraph.execute.writer import lowest_priority
 
 __all__ = ["execute", "remote_execute", "behind_the_children", "Flight", "discard", "drain", "stop", "cancel",
            "error_in"]
@@ -36,8 +37,9 @@ def execute(
     store, read in place by children on this machine), a small marker (so the driver knows the
     first object is a state, not an error, without fetching it; it also says how many progress
     events the node sent, which the driver passes on before any of its children's), then the
-    record. A node function may return ``(state, finish)``: ``finish()`` (its durable writes) runs after the state has been
-    handed on and returns the meta. With a progress ``hub`` (its handle and actor name), the node's
+    record. A node function may return ``(state, finish)``: ``finish()`` runs after the state has been
+    handed on and returns the meta, or a ``writer.Durable``: the writes the scheduler runs on the
+    machine's writer once this task has ended (its CPU and worker then go to the children at once). With a progress ``hub`` (its handle and actor name), the node's
     ``progress.report`` calls reach the driver live, through the driver's replacement hub too if
     that one dies.
     """
@@ -72,13 +74,10 @@ def execute(
 
 remote_execute = ray.remote(num_returns="streaming")(execute)
 
-#: The nice value of the thread that makes a node's files durable (the lowest CPU priority).
-WRITES_NICE = 19
-
 
 def behind_the_children(finish: Callable[[], Any]) -> Any:
-    """Run ``finish`` (the node's durable writes, after its state went to its children) on a thread
-    at the lowest CPU priority, and wait for it. Where cores are few, the parent's hashing and
+    """Run ``finish`` (what the node does after its state went to its children: with the runner's, close
+    its loggers and wait for its inherited digests) on a thread at the lowest CPU priority, and wait for it. Where cores are few, the parent's hashing and
     writing competed with its children's training, which is the run's critical path (a chain's
     child trained 2.5x slower than in plain Ray, on 2 cores); the run still counts the node done only
     once the writes are durable. Linux sets a nice value per thread; elsewhere the writes run at
@@ -86,8 +85,7 @@ def behind_the_children(finish: Callable[[], Any]) -> Any:
     box: dict[str, Any] = {}
 
     def run() -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITES_NICE)
+        lowest_priority()
         try:
             box["meta"] = finish()
         except BaseException as exc:  # noqa: BLE001 -- raised again on the task's own thread
