@@ -2,8 +2,9 @@
 runs, never joined by accident, stopped when idle or asked, and runs give the same artifacts on it.
 
 Each test has its own warm folder (``TASKGRAPH_WARM_DIR``), so the user's own warm Ray and other test
-sessions are never touched; the end-to-end tests start one warm Ray each (its ports are picked free
-by Ray and the OS, as an embedded Ray's: never in the loopback cluster's port blocks).
+sessions are never touched; the end-to-end test starts two warm Rays, one per folder, the second
+once the first is up (their ports are picked free by Ray and the OS, as an embedded Ray's: never in
+the loopback cluster's port blocks).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -170,22 +172,42 @@ def digests(run_dir: Path) -> dict[str, str]:
             for node in sorted(run_dir.iterdir()) if (node / "manifest.json").exists()}
 
 
+def _stop_left(folder: Path) -> None:
+    left = state.read(folder)
+    if left is not None and alive(left):
+        os.kill(left.pid, signal.SIGTERM)  # its Ray's processes end with it
+
+
 @pytest.fixture
 def folder(tmp_path):
     """This test's warm folder; whatever warm Ray is left in it at the end is stopped (by its pid)."""
     folder = tmp_path / "warm"
     folder.mkdir()
     yield folder
-    left = state.read(folder)
-    if left is not None and alive(left):
-        os.kill(left.pid, signal.SIGTERM)  # its Ray's processes end with it
+    _stop_left(folder)
+
+
+@pytest.fixture
+def beside(tmp_path):
+    """Another warm folder and a thread that drives it while the test goes on: a warm Ray's start is
+    seconds of Ray's own start, so two of them overlap instead of adding up. At the end the thread is
+    waited for and whatever warm Ray is left in that folder is stopped (by its pid)."""
+    other = tmp_path / "warm-beside"
+    other.mkdir()
+    pool = ThreadPoolExecutor(1)
+    try:
+        yield other, pool
+    finally:
+        pool.shutdown(wait=True)
+        _stop_left(other)
 
 
 @pytest.mark.slow
-def test_runs_share_one_warm_ray_until_it_is_idle(ray_local, folder, write_graph, tmp_path):
+def test_runs_share_one_warm_ray_until_it_is_idle(ray_local, folder, beside, write_graph, tmp_path):
     """Stale record -> a fresh head; a second run reuses it (same session, not started again) with
     the same artifacts as an embedded run; other resources, a failed run, Ctrl-C-free idle: a run in
-    progress outlives a 1 s idle time, then the unused head stops itself."""
+    progress outlives a 1 s idle time, then the unused head stops itself. Meanwhile, in another
+    folder, `warm start`, `status` and `stop` drive a warm Ray of their own (``start_status_stop``)."""
     runs = tmp_path / "runs"
     tiny, boom = write_graph(TINY), write_graph(BOOM, "boom.yaml")
     gone = record(folder, pid=dead_pid())
@@ -200,6 +222,9 @@ def test_runs_share_one_warm_ray_until_it_is_idle(ray_local, folder, write_graph
     ray1 = run_json(runs, "tiny")["ray"]  # the workers wrote under the run's working directory, not the keeper's
     assert ray1 == {"address": warm.address, "nodes": 1, "warm": {
         "session_dir": warm.session_dir, "keeper_pid": warm.pid, "started_by_this_run": True}}
+    other, pool = beside  # started once this warm Ray is up: two Ray starts at once could pick the same free port
+    (tmp_path / "beside").mkdir()
+    commands = pool.submit(start_status_stop, other, tmp_path / "beside")
 
     # The second run: TINY again (retrained: --no-cache) beside a node that fails and one that probes its cwd.
     (tmp_path / "cwdprobe.py").write_text(CWDPROBE)
@@ -255,6 +280,7 @@ def test_runs_share_one_warm_ray_until_it_is_idle(ray_local, folder, write_graph
     assert not alive(warm) and not (folder / state.STATE).exists() and not Path(warm.temp_dir).exists()
     assert "stopping: no run for 1 s" in (folder / state.LOG).read_text()
     assert not [p for p in Path("/proc").glob("[0-9]*/cmdline") if warm.session_dir.encode() in _read(p)]
+    commands.result()  # its assertions, raised here
 
 
 def _read(path: Path) -> bytes:
@@ -264,8 +290,9 @@ def _read(path: Path) -> bytes:
         return b""
 
 
-@pytest.mark.slow
-def test_start_status_stop(folder, tmp_path):
+def start_status_stop(folder: Path, tmp_path: Path) -> None:
+    """`warm start` with --num-cpus and --idle, again (says it is up), `warm stop` (every process of it
+    gone), `warm status` (none up): run beside the lifecycle test, on a warm Ray of its own."""
     started = cli(folder, "warm", "start", "--num-cpus", "1", "--idle", "10m", cwd=tmp_path)
     assert started.returncode == 0, started.stderr
     warm = state.read(folder)
