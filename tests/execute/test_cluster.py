@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -96,9 +97,15 @@ WITH_DATA_PARALLEL = ACROSS + """
 
 def test_graph_runs_across_nodes_and_parameters_cross_them(cluster, tmp_path):
     """Placement by GPUs and labels, parameters crossing nodes through the object store, and a
-    TorchTrainer node with two CPU workers (each on half the examples, rank 0's result downstream)."""
-    graph = write(tmp_path / "across.yaml", WITH_DATA_PARALLEL)
-    out = taskgraph(cluster, "run", graph, "--address", cluster["address"], "--run-dir", tmp_path / "runs")
+    TorchTrainer node with two CPU workers (each on half the examples, rank 0's result downstream).
+    Meanwhile the same placement graph goes through the Jobs API (``submit_through_jobs_api_and_status``,
+    in a thread): a job spends most of its time starting, so the two overlap instead of adding up."""
+    (tmp_path / "job").mkdir()
+    with ThreadPoolExecutor(1) as pool:
+        submitted = pool.submit(submit_through_jobs_api_and_status, cluster, tmp_path / "job")
+        graph = write(tmp_path / "across.yaml", WITH_DATA_PARALLEL)
+        out = taskgraph(cluster, "run", graph, "--address", cluster["address"], "--run-dir", tmp_path / "runs")
+        submitted.result()  # its assertions, raised here
     assert out.returncode == 0, out.stdout + out.stderr
     folder = only_run(tmp_path / "runs")
     run = json.loads((folder / "run.json").read_text())
@@ -146,7 +153,10 @@ def test_node_larger_than_any_machine_fails_at_submit_time(cluster, tmp_path):
     assert not any(n.get("status") == "done" for n in run["nodes"].values())  # nothing ran
 
 
-def test_submit_through_jobs_api_and_status(cluster, tmp_path):
+def submit_through_jobs_api_and_status(cluster, tmp_path: Path) -> None:
+    """`taskgraph submit` (the project folder shipped, less runs/; --run-dir and --set passed on),
+    `logs --follow` until the job ends, `status`, `logs` after the end; the job's nodes placed as a
+    driver's are. Run beside test_graph_runs_across_nodes_and_parameters_cross_them."""
     project = tmp_path / "project"
     project.mkdir()
     write(project / "graph.yaml", ACROSS.replace("name: across", "name: submitted"))
