@@ -17,7 +17,8 @@ from typing import Any
 
 from taskgraph.artifacts import store
 from taskgraph.artifacts.cache import NodeCache
-from taskgraph.artifacts.rundir import RunDir, disk_errors, write_node
+from taskgraph.artifacts.nodewrite import write_trained_node
+from taskgraph.artifacts.rundir import RunDir, disk_errors
 from taskgraph.artifacts.runrecord import RunRecorder
 from taskgraph.errors import ExecutionError, Interrupted
 from taskgraph.execute.writer import Durable
@@ -84,26 +85,9 @@ def node_job(
         for logger in loggers:
             logger.close(True)
         summary = {"inherited": out.inherited, "device": out.device, "steps": out.steps}
-        return Durable(write_durable, (name, node_dir, cache_root, key, out.metrics, summary, notes))
+        return Durable(write_trained_node, (name, node_dir, cache_root, key, out.metrics, summary, notes))
 
     return out.state, finish
-
-
-def write_durable(
-    state: dict[str, Any], name: str, node_dir: str, cache_root: str | None, key: str,
-    metrics: dict[str, Any], summary: dict[str, Any], notes: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """Runs in the writer of the machine that trained the node (``execute.writer``): the safetensors
-    file (streamed from the state's arrays in the object store, hashed as written), the manifest,
-    metrics, then the cache entry, all synced. Returns the node's meta for the run record."""
-    files = write_node(node_dir, state, {"node": name, **metrics, **summary, **({"tracking": notes} if notes else {})})
-    meta = {"final": metrics["final"], **summary, "resumed_from_step": metrics.get("resumed_from_step"),
-            **{k: metrics[k] for k in ("test", "selected_epoch") if metrics.get(k) is not None}}
-    if cache_root is not None:  # published as soon as the node is done: a killed driver loses nothing
-        with disk_errors(cache_root):
-            NodeCache(cache_root).store(key, node_dir, {**meta, "node": name, "host": socket.gethostname(),
-                                                       "trained_at": time.time()}, files)
-    return meta
 
 
 def _logged_params(request: Any) -> dict[str, Any]:

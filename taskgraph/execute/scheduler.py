@@ -134,8 +134,7 @@ def run_jobs(
     # the writes' result -> (the node, its task's record, writes tried so far).
     writing: dict[Any, tuple[Flight, dict[str, Any], int]] = {}
     abandoned: list[Any] = []  # writes of nodes given up on (skipped, interrupted): read at the end
-    node_module = getattr(getattr(node_fn, "func", node_fn), "__module__", None)
-    writers = Writers([node_module] if node_module and node_module != "__main__" else [])
+    writers = Writers()
     # Children yet to receive each state; cached (given) nodes that are not jobs count too.
     children_left = {name: len(kids) for name, kids in children.items()}
     # Finished nodes whose upstream's files are not durable yet: reported done after it.

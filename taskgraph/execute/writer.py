@@ -50,14 +50,6 @@ def lowest_priority() -> None:
 class NodeWriter:
     """The writer actor: runs ``Durable`` writes, several at once, each at the lowest CPU priority."""
 
-    def prepare(self, modules: list[str]) -> None:
-        """Import the writes' modules ahead of the first node's writes (off the critical path)."""
-        import importlib
-
-        for module in modules:
-            with contextlib.suppress(Exception):  # only a head start: the write itself reports a broken import
-                importlib.import_module(module)
-
     def run(self, durable: Durable, state: Any) -> dict[str, Any]:
         lowest_priority()
         meta = durable.fn(state, *durable.args)
@@ -71,11 +63,10 @@ class Writers:
     """The driver's writer per Ray node: created on first use, pinned to that node, replaced if it dies.
     Kept for the driver's Ray session (starting one costs a process): runs in one process share them."""
 
-    def __init__(self, modules: list[str] | None = None):
+    def __init__(self) -> None:
         import ray
 
         self.job = ray.get_runtime_context().get_job_id()
-        self.modules = list(modules or [])
 
     def get(self, node_id: str) -> Any:
         handle = _POOL.get((self.job, node_id))
@@ -87,14 +78,12 @@ class Writers:
                 num_cpus=0, max_concurrency=WRITER_THREADS, max_restarts=0, name=None,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
             ).remote()
-            if self.modules:
-                handle.prepare.remote(self.modules)
             _POOL[(self.job, node_id)] = handle
         return handle
 
     def start_local(self) -> None:
-        """Start the writer of the driver's own Ray node now, so the first node's writes do not wait for it
-        (a process start and the writes' imports); nothing where the driver has no node (a Ray client)."""
+        """Start the writer of the driver's own Ray node now, so the first node's writes do not wait for
+        its process to start; nothing where the driver has no node (a Ray client)."""
         import ray
 
         with contextlib.suppress(Exception):
