@@ -16,6 +16,7 @@ import socket
 import subprocess
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,10 +59,19 @@ def test_readme_loopback_commands_work_as_written(project):
     assert re.search(r"raysubmit_\w+\s+SUCCEEDED\s+quickstart.yaml", out.stdout), out.stdout  # `taskgraph jobs`
 
 
-def test_readme_docker_client_step_works_as_written(project):
+def test_readme_docker_client_step_works_as_written(project, tmp_path):
     """Step 3 of README's Docker section against the loopback cluster: the token file at
     secrets/ray_auth_token, `export RAY_AUTH_TOKEN_PATH` and nothing else (only the head's address
-    and the job id are put in)."""
+    and the job id are put in). Meanwhile ``jobs_lists_and_stop_stops`` runs in a thread, in its own
+    folder: both mostly wait on their jobs' starts, so they overlap instead of adding up."""
+    (tmp_path / "jobs").mkdir()
+    with ThreadPoolExecutor(1) as pool:
+        listed_and_stopped = pool.submit(jobs_lists_and_stop_stops, project, tmp_path / "jobs")
+        _docker_client_step(project)
+        listed_and_stopped.result()  # its assertions, raised here
+
+
+def _docker_client_step(project) -> None:
     docker = readme_block("### From a bare machine with Docker")
     step = docker[docker.index(next(l for l in docker if l.startswith("# 3."))) + 1:
                   docker.index(next(l for l in docker if l.startswith("# 4.")))]
@@ -128,7 +138,10 @@ def _submitted(out: subprocess.CompletedProcess) -> str:
     return re.search(r"raysubmit_\w+", out.stdout).group(0)
 
 
-def test_jobs_lists_and_stop_stops(project, tmp_path):
+def jobs_lists_and_stop_stops(project, tmp_path: Path) -> None:
+    """A long job is listed RUNNING by `taskgraph jobs`, `stop` ends it (its run marked interrupted,
+    resumable), `jobs` then says STOPPED, a second `stop` says so, an unknown id is one line. Run
+    beside test_readme_docker_client_step_works_as_written."""
     (tmp_path / "long.yaml").write_text(textwrap.dedent(LONG))
     runs = tmp_path / "runs"
     job = _submitted(taskgraph(project, "submit", "long.yaml", "--run-dir", runs, cwd=tmp_path))
