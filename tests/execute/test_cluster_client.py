@@ -48,10 +48,15 @@ def taskgraph(project, *args, env=None, cwd=None, timeout=240) -> subprocess.Com
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_readme_loopback_commands_work_as_written(project):
-    """README's block line by line (between its start and stop lines), nothing else set."""
+def test_readme_loopback_commands_work_as_written(project, tmp_path):
+    """README's block line by line (between its start and stop lines), nothing else set. Meanwhile
+    ``unwritable_run_dir_in_a_job_is_one_line`` runs in a thread, in its own folder (its job fails at
+    once; its start overlaps the block's)."""
     assert "RAY_AUTH_MODE" not in "\n".join(LOOPBACK)
-    out = sh("\n".join(LOOPBACK[1:-1]), project["dir"], project["env"], timeout=400)
+    with ThreadPoolExecutor(1) as pool:
+        unwritable = pool.submit(unwritable_run_dir_in_a_job_is_one_line, project, tmp_path)
+        out = sh("\n".join(LOOPBACK[1:-1]), project["dir"], project["env"], timeout=400)
+        unwritable.result()  # its assertions, raised here
     assert out.returncode == 0, out.stdout + out.stderr
     assert "authentication token" not in out.stdout + out.stderr
     runs = [json.loads(p.read_text()) for p in (project["dir"] / "runs" / "quickstart").glob("*/run.json")]
@@ -163,7 +168,9 @@ def jobs_lists_and_stop_stops(project, tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "taskgraph jobs" in unknown.stderr
 
 
-def test_unwritable_run_dir_in_a_job_is_one_line(project, tmp_path):
+def unwritable_run_dir_in_a_job_is_one_line(project, tmp_path: Path) -> None:
+    """A job whose --run-dir cannot be made fails in one line, followed to its end. Run beside
+    test_readme_loopback_commands_work_as_written."""
     (tmp_path / "long.yaml").write_text(textwrap.dedent(LONG))
     out = taskgraph(project, "submit", "long.yaml", "--run-dir", "/proc/taskgraph-runs", "--follow", cwd=tmp_path)
     assert out.returncode == 2, out.stdout + out.stderr
