@@ -338,7 +338,7 @@ def run_jobs(
     warming: list[Any] = []  # the warm-ups' results: settled however the run ends
     try:
         submit_ready()
-        writers.start_local()  # the writer of this machine starts (and imports) while the first nodes train
+        writers.start_local()  # this machine's writer starts while the first nodes train
         warming = warm_up(warm_targets(node_fn, warm), int(totals["CPU"] - in_use["CPU"]), len(waiting))
         while pending or writing:
             ready, _ = ray.wait([*pending, *writing], num_returns=1,

@@ -39,7 +39,8 @@ def execute(
     events the node sent, which the driver passes on before any of its children's), then the
     record. A node function may return ``(state, finish)``: ``finish()`` runs after the state has been
     handed on and returns the meta, or a ``writer.Durable``: the writes the scheduler runs on the
-    machine's writer once this task has ended (its CPU and worker then go to the children at once). With a progress ``hub`` (its handle and actor name), the node's
+    machine's writer once this task has ended (its CPU and worker then go to the children at once).
+    With a progress ``hub`` (its handle and actor name), the node's
     ``progress.report`` calls reach the driver live, through the driver's replacement hub too if
     that one dies.
     """
@@ -77,11 +78,11 @@ remote_execute = ray.remote(num_returns="streaming")(execute)
 
 def behind_the_children(finish: Callable[[], Any]) -> Any:
     """Run ``finish`` (what the node does after its state went to its children: with the runner's, close
-    its loggers and wait for its inherited digests) on a thread at the lowest CPU priority, and wait for it. Where cores are few, the parent's hashing and
-    writing competed with its children's training, which is the run's critical path (a chain's
-    child trained 2.5x slower than in plain Ray, on 2 cores); the run still counts the node done only
-    once the writes are durable. Linux sets a nice value per thread; elsewhere the writes run at
-    the worker's own priority."""
+    its loggers and wait for its inherited digests) on a thread at the lowest CPU priority, and wait for
+    it. Where cores are few, work after the hand-on competed with the children's training, which is the
+    run's critical path (a chain's child trained 2.5x slower than in plain Ray, on 2 cores, when the
+    files were written here). Linux sets a nice value per thread; elsewhere ``finish`` runs at the
+    worker's own priority."""
     box: dict[str, Any] = {}
 
     def run() -> None:

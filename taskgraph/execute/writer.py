@@ -8,8 +8,8 @@ may therefore return a ``Durable``: its task ends once the state is handed on, a
 in place from that node's object store (no copy, no second serialisation). The node still counts as
 done only when the writer returns.
 
-One writer per Ray node and driver (Ray session), started at the first node that needs it; it asks for
-no CPU and writes at the lowest CPU priority, so it never slows the training that is the run's
+One writer per Ray node and driver (Ray session): the driver's own at the run's start, any other at the
+first node that needs it; it asks for no CPU and writes at the lowest CPU priority, so it never slows the training that is the run's
 critical path.
 """
 
@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Durable", "NodeWriter", "Writers", "WRITES_NICE", "lowest_priority"]
@@ -38,7 +38,7 @@ class Durable:
     ``fn`` is a module-level function (pickled by reference); ``args`` are small (paths, metrics)."""
 
     fn: Callable[..., dict[str, Any]]
-    args: tuple[Any, ...] = field(default=())
+    args: tuple[Any, ...] = ()
 
 
 def lowest_priority() -> None:
@@ -75,7 +75,7 @@ class Writers:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             handle = ray.remote(NodeWriter).options(
-                num_cpus=0, max_concurrency=WRITER_THREADS, max_restarts=0, name=None,
+                num_cpus=0, max_concurrency=WRITER_THREADS, max_restarts=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
             ).remote()
             _POOL[(self.job, node_id)] = handle
