@@ -293,7 +293,7 @@ def replay(record: Record, keys: dict[str, str], cache: NodeCache, run_root: str
     """A run of a graph whose nodes are all cached (``sound_keys``), written as ``run_graph`` writes
     one: the run folder, ``graph.yaml``, every node linked in from the cache, ``run.json`` (running,
     then done), the cache's index and ``trace.json``."""
-    from taskgraph.artifacts.rundir import RunDir
+    from taskgraph.artifacts.rundir import RunDir, run_state
     from taskgraph.execute.records import NodeRecord
     from taskgraph.observers import RunObservers
 
@@ -303,10 +303,7 @@ def replay(record: Record, keys: dict[str, str], cache: NodeCache, run_root: str
                              tensorboard=tensorboard)
     run_dir.write_graph(record.graph_yaml)
     started = time.time()
-    state: dict[str, Any] = {
-        "graph": name, "run_dir": str(run_dir.path), "status": "running", "started_at": started, "ended_at": None,
-        "order": list(plan.order), "critical_path": list(plan.critical_path), "keys": keys, "nodes": {},
-    }
+    state = run_state(name, run_dir.path, plan.order, plan.critical_path, keys, started)
     records: dict[str, Any] = {}
     for node in plan.order:
         meta = cache.restore(keys[node], run_dir.node_dir(node))

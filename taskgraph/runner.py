@@ -18,7 +18,7 @@ from typing import Any
 from taskgraph.artifacts import store
 from taskgraph.artifacts.cache import NodeCache
 from taskgraph.artifacts.nodewrite import write_trained_node
-from taskgraph.artifacts.rundir import RunDir, disk_errors
+from taskgraph.artifacts.rundir import RunDir, disk_errors, run_state
 from taskgraph.artifacts.runrecord import RunRecorder
 from taskgraph.errors import ExecutionError, Interrupted
 from taskgraph.execute.writer import Durable
@@ -270,17 +270,7 @@ def run_graph(
                              tensorboard=tensorboard, mlflow_uri=mlflow_uri)
     run_dir.write_graph(dump_graph(spec))
     started = time.time()
-    state: dict[str, Any] = {
-        "graph": spec.name,
-        "run_dir": str(run_dir.path),
-        "status": "running",
-        "started_at": started,
-        "ended_at": None,
-        "order": list(plan.order),
-        "critical_path": list(plan.critical_path),
-        "keys": selection.keys,
-        "nodes": {},
-    }
+    state = run_state(spec.name, run_dir.path, plan.order, plan.critical_path, selection.keys, started)
     recorder: RunRecorder | None = None  # while nodes run: run.json off the driver's loop
 
     def entry(record: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from taskgraph.errors import ArtifactError
 if TYPE_CHECKING:  # numpy (and tensorfile) only where tensors are written: a cached rerun never needs them
     import numpy as np
 
-__all__ = ["RunDir", "write_node", "disk_errors", "PARAMS", "METRICS", "RUN", "GRAPH", "NODE_FILES"]
+__all__ = ["RunDir", "write_node", "run_state", "disk_errors", "PARAMS", "METRICS", "RUN", "GRAPH", "NODE_FILES"]
 
 PARAMS, METRICS, RUN, GRAPH = "params.safetensors", "metrics.json", "run.json", "graph.yaml"
 #: The files of a finished node, as its manifest lists them.
@@ -62,6 +62,14 @@ def disk_errors(target: str | os.PathLike[str], run_dir: str | os.PathLike[str] 
         then = (f"; finished nodes are kept in the cache, and `taskgraph resume {run_dir}` trains the rest"
                 if run_dir is not None else "")
         raise ArtifactError(f"cannot write {where}: {exc.strerror}. {_FIXES[exc.errno]}{then}.") from exc
+
+
+def run_state(graph: str, run_dir: str | os.PathLike[str], order: Iterable[str], critical_path: Iterable[str],
+              keys: dict[str, str], started: float) -> dict[str, Any]:
+    """``run.json`` at a run's start, before any node's record: one layout for a run that trains
+    (``runner.run_graph``) and a no-change rerun replayed from its kept record (``taskgraph.rerun``)."""
+    return {"graph": graph, "run_dir": str(run_dir), "status": "running", "started_at": started, "ended_at": None,
+            "order": list(order), "critical_path": list(critical_path), "keys": keys, "nodes": {}}
 
 
 def write_node(
