@@ -19,10 +19,11 @@ import ray
 
 from taskgraph.errors import ExecutionError, TaskgraphError
 from taskgraph.execute.autoscale import autoscaling
+from taskgraph.execute.chains import linear_chains
 from taskgraph.execute.progress import DRAIN_EVERY_S, EventOrder, forget_hub, hub_name, restart_hub, start_hub
 from taskgraph.execute.records import NodeRecord
 from taskgraph.execute.resources import check_feasible, ray_options, usage
-from taskgraph.execute.stream import Flight, cancel, discard, drain, error_in, remote_execute
+from taskgraph.execute.stream import Flight, cancel, discard, drain, error_in, remote_chain, remote_execute
 from taskgraph.execute.warmup import settle, warm_targets, warm_up
 from taskgraph.execute.writer import Durable, Writers
 
@@ -73,6 +74,12 @@ def _alive_nodes() -> set[str]:
     return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
 
 
+def _worker_died(exc: BaseException) -> bool:
+    """The task's worker process or its machine died (what Ray itself retries a task after)."""
+    return isinstance(exc, (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                            ray.exceptions.LocalRayletDiedError))
+
+
 def _descendants(name: str, children: dict[str, list[str]]) -> set[str]:
     out, stack = set(), list(children.get(name, []))
     while stack:
@@ -93,6 +100,7 @@ def run_jobs(
     given: dict[str, Any] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     warm: str | None = None,
+    fuse: bool = True,
 ) -> dict[str, NodeRecord]:
     """Run every job on the connected Ray, in dependency order; returns a record per node.
 
@@ -105,7 +113,8 @@ def run_jobs(
     worker pays before the node function's first step (``module`` to import, or ``module:function``
     to call; the runner's imports torch's training loop and takes one optimizer step): idle CPU
     slots run it at the start, so the worker a child lands on while its parent still writes is not
-    a cold one.
+    a cold one. ``fuse``: run each chain of nodes (``chains.linear_chains``: each node's only child,
+    asking for the same resources) in one task; their worker dying is retried from the node it ran.
     """
     given = dict(given or {})
     by_name = {job.name: job for job in jobs}
@@ -129,6 +138,15 @@ def run_jobs(
     # so each completion costs O(children), not a scan of every waiting node.
     missing = {n: sum(1 for u in by_name[n].upstream if u not in given) for n in waiting}
     ready_set = {n for n, count in missing.items() if count == 0}
+
+    def same_task(parent: NodeJob, child: NodeJob) -> bool:
+        return (parent.workers is None and child.workers is None and parent.name not in scale_up
+                and child.name not in scale_up and ray_options(parent) == ray_options(child))
+
+    # The chain each ready node starts (itself alone, unless fused); the rest of a chain rides with it.
+    chain_of = linear_chains([by_name[n] for n in sorted(waiting)], same_task) if fuse else {}
+    riding: set[str] = set()  # submitted in a chain's task, not started yet
+    chain_retries: dict[str, int] = {}  # a chain's node tried again after its worker died (Ray does not)
     pending: dict[Any, Flight] = {}  # stream -> the node in flight
     # Nodes whose task has ended and whose ``Durable`` writes run on their machine's writer:
     # the writes' result -> (the node, its task's record, writes tried so far).
@@ -174,12 +192,22 @@ def run_jobs(
         for job in sorted(ready, key=lambda j: (-j.priority, j.name)):
             if not fits(job):
                 continue
-            stream = remote_execute.options(
-                **ray_options(job), max_retries=max_retries, retry_exceptions=False,
-                name=f"taskgraph:{job.name}",
-            ).remote(node_fn, job.name, job.payload, job.inputs, link, *(states[i] for i in job.inputs))
-            pending[stream] = Flight(job.name, stream)
-            waiting.discard(job.name)
+            chain = chain_of.get(job.name, (job.name,))
+            inputs = (states[i] for i in job.inputs)
+            if len(chain) == 1:
+                stream = remote_execute.options(
+                    **ray_options(job), max_retries=max_retries, retry_exceptions=False,
+                    name=f"taskgraph:{job.name}",
+                ).remote(node_fn, job.name, job.payload, job.inputs, link, *inputs)
+            else:  # Ray would run the whole chain again: the scheduler retries from the node that died
+                stream = remote_chain.options(
+                    **ray_options(job), max_retries=0, retry_exceptions=False,
+                    name=f"taskgraph:{job.name}+{len(chain) - 1}",
+                ).remote(node_fn, chain, tuple(by_name[n].payload for n in chain),
+                         tuple(by_name[n].inputs for n in chain), link, *inputs)
+            pending[stream] = Flight(job.name, stream, rest=chain[1:], chained=len(chain) > 1)
+            waiting.difference_update(chain)
+            riding.update(chain[1:])
             ready_set.discard(job.name)
             record = records[job.name]
             record.status, record.submitted_at = "running", time.time()
@@ -200,14 +228,15 @@ def run_jobs(
             for stream in flights:
                 flight = pending.pop(stream)
                 cancel({stream: flight})
-                if not flight.handed:
+                if flight.holds_slot:
                     take_slot(by_name[node], -1)
             writes = [ref for ref, (f, _, _) in writing.items() if f.name == node]
             for ref in writes:
                 writing.pop(ref)
                 abandoned.append(ref)
-            if node in waiting or flights or writes or node in parked:
+            if node in waiting or node in riding or flights or writes or node in parked:
                 waiting.discard(node)
+                riding.discard(node)
                 parked.discard(node)
                 records[node].status, records[node].error = "skipped", why
                 notify(records[node])
@@ -215,13 +244,15 @@ def run_jobs(
     def upstream_done(name: str) -> bool:
         return all(u in given or records[u].status == "done" for u in by_name[name].upstream)
 
-    def hand_on(flight: Flight, sent: int) -> None:
+    def hand_on(flight: Flight, marker: dict[str, Any]) -> None:
         """The node's state exists: its children may start while its files are made durable (their
-        progress events wait for the ``sent`` events the node reported before)."""
-        job = by_name[flight.name]
-        flight.handed = True
+        progress events wait for the events the node reported before, ``marker["sent"]``). In a chain's
+        task the next node has already started from it, unless the task ended here (``marker["last"]``)."""
+        job, sent = by_name[flight.name], int(marker.get("sent", 0))
+        flight.handed, flight.last = True, bool(marker.get("last", True))
         records[flight.name].handed_at = time.time()
-        take_slot(job, -1)  # Ray holds the slot until the files are synced; a node submitted now queues there
+        if flight.last:
+            take_slot(job, -1)  # its task's slot is free for whatever is ready now
         for child in children.get(flight.name, ()):
             if order is not None:
                 order.gate(child, flight.name, sent)
@@ -232,7 +263,40 @@ def run_jobs(
         if children_left.get(flight.name, 0) > 0:
             states[flight.name] = flight.state
         release_inputs(job)
+        if flight.rest:
+            follow_on(flight, marker)
         submit_ready()
+
+    def follow_on(flight: Flight, marker: dict[str, Any]) -> None:
+        """The next node of the chain started in the same task, or (the task ended here) goes as a new one."""
+        nxt = flight.rest[0]
+        riding.discard(nxt)
+        if flight.last:
+            requeue(flight.rest)
+            return
+        record = records[nxt]
+        record.status, record.submitted_at = "running", float(marker.get("handed_at") or time.time())
+        notify(record)
+
+    def requeue(chain: tuple[str, ...]) -> None:
+        """Submit ``chain`` (the rest of one) as a new task when its first node is ready."""
+        riding.difference_update(chain)
+        waiting.update(chain)
+        chain_of[chain[0]] = chain
+        if missing.get(chain[0], 0) == 0:
+            ready_set.add(chain[0])
+
+    def retried(flight: Flight, exc: BaseException) -> bool:
+        """A chain's worker died while its node trained: run the chain again from that node (Ray would
+        run it all again; the nodes before are done), up to ``max_retries`` times per node."""
+        name = flight.name
+        if not flight.chained or flight.handed or not _worker_died(exc) or chain_retries.get(name, 0) >= max_retries:
+            return False
+        chain_retries[name] = chain_retries.get(name, 0) + 1
+        take_slot(by_name[name], -1)
+        requeue((name, *flight.rest))
+        submit_ready()
+        return True
 
     def complete(name: str) -> None:
         """Done: its artifacts are durable and so are its upstream nodes'."""
@@ -283,8 +347,10 @@ def run_jobs(
 
     def failed(flight: Flight, exc: BaseException) -> None:
         name = flight.name
+        if retried(flight, exc):
+            return
         job, record = by_name[name], records[name]
-        if not flight.handed:
+        if flight.holds_slot:
             take_slot(job, -1)
         record.status, record.ended_at = "failed", time.time()
         if order is not None:
@@ -300,11 +366,12 @@ def run_jobs(
             for other in cancel(pending):
                 records[other].status, records[other].error = "skipped", why
                 notify(records[other])
-            for other in sorted(waiting | parked):
+            for other in sorted(waiting | parked | riding):
                 records[other].status, records[other].error = "skipped", why
                 notify(records[other])
             waiting.clear()
             parked.clear()
+            riding.clear()
         if not flight.handed:
             release_inputs(job)
         submit_ready()  # its resources are free again for nodes that were waiting for room
@@ -374,11 +441,13 @@ def run_jobs(
                 failed(flight, exc)
                 continue
             if not flight.handed:
-                hand_on(flight, int(value.get("sent", 0)))
+                hand_on(flight, value)
                 if time.time() - last_drain >= DRAIN_EVERY_S:  # a busy run's live view
                     drain_progress()
             else:
                 del pending[stream]
+                if flight.rest and not flight.last:  # the chain's next node runs in the same task
+                    pending[stream] = Flight(flight.rest[0], stream, rest=flight.rest[1:], chained=True)
                 drain_progress()  # its last events (pushed and waited for) come before its record
                 if isinstance(value.get("meta"), Durable):
                     write(flight, value)

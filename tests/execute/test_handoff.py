@@ -33,6 +33,8 @@ def durable_later(name, payload, inputs):
 
 
 def jobs(tmp_path, **parent):
+    """A parent and its only child, as separate tasks (``fuse=False``): in one task (a chain) the child
+    would start only after its parent's ``finish``."""
     payload = {"started": str(tmp_path / "child-started")}
     return [NodeJob("parent", payload={**payload, **parent}),
             NodeJob("child", ("parent",), ("parent",), payload=payload)]
@@ -40,7 +42,8 @@ def jobs(tmp_path, **parent):
 
 def test_child_starts_from_the_state_while_the_parent_writes_and_is_done_after_it(ray_local, tmp_path):
     updates = []
-    records = run_jobs(jobs(tmp_path), durable_later, on_update=lambda r: updates.append((r.name, r.status)))
+    records = run_jobs(jobs(tmp_path), durable_later, on_update=lambda r: updates.append((r.name, r.status)),
+                       fuse=False)
     parent, child = records["parent"], records["child"]
     assert parent.status == child.status == "done"
     assert child.meta == {"got": 7.0}, "the child trained from the parent's state"
@@ -50,7 +53,7 @@ def test_child_starts_from_the_state_while_the_parent_writes_and_is_done_after_i
 
 
 def test_a_parent_whose_files_fail_after_the_hand_off_fails_and_its_child_is_skipped(ray_local, tmp_path):
-    records = run_jobs(jobs(tmp_path, fail=True), durable_later)
+    records = run_jobs(jobs(tmp_path, fail=True), durable_later, fuse=False)
     assert records["parent"].status == "failed" and "No space left on device" in records["parent"].error
     assert records["child"].status == "skipped" and "'parent' failed" in records["child"].error
 

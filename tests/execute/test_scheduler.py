@@ -121,7 +121,8 @@ def test_warm_ups_still_running_when_the_run_ends_are_stopped(ray_local):
     path = pid_file()
     path.unlink(missing_ok=True)
     jobs = [NodeJob("a", payload=str(path)), NodeJob("b", ("a",), payload=str(path))]  # b: one warm-up
-    records = run_jobs(jobs, waits_for_the_warm_up, warm="tests.slow_warm:nap")
+    # b waits in its own task (unfused): a chain's one task would leave no node waiting to warm up for
+    records = run_jobs(jobs, waits_for_the_warm_up, warm="tests.slow_warm:nap", fuse=False)
     assert records["a"].status == records["b"].status == "done"
     pid = int(path.read_text())
     path.unlink()

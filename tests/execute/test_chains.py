@@ -1,0 +1,137 @@
+"""Chains of nodes run in one Ray task (``execute/chains.py``): found right, states flow in process,
+each node keeps its record, and a worker that dies mid-chain is retried from the node it ran."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from taskgraph.execute.chains import linear_chains
+from taskgraph.execute.scheduler import NodeJob, run_jobs
+
+
+def chain_jobs(names: str, **extra) -> list[NodeJob]:
+    return [NodeJob(n, (names[i - 1],) if i else (), (names[i - 1],) if i else (), **extra.get(n, {}))
+            for i, n in enumerate(names)]
+
+
+def test_chains_are_only_nodes_whose_one_child_has_no_other_upstream():
+    # a -> b -> c -> d, plus a side branch c -> e: c has two children, so the chain stops at c
+    jobs = [*chain_jobs("abcd"), NodeJob("e", ("c",), ("c",))]
+    assert linear_chains(jobs) == {"a": ("a", "b", "c"), "d": ("d",), "e": ("e",)}
+    # a diamond: no node is the only child of another that has no other upstream
+    diamond = [NodeJob("a"), NodeJob("b", ("a",)), NodeJob("c", ("a",)), NodeJob("d", ("b", "c"))]
+    assert linear_chains(diamond) == {n: (n,) for n in "abcd"}
+    # a node with a second upstream (here one the run does not train) starts its own chain
+    joined = [NodeJob("a"), NodeJob("b", ("a", "cached"))]
+    assert linear_chains(joined) == {"a": ("a",), "b": ("b",)}
+    # nodes that ask Ray for other resources are not chained
+    gpu = chain_jobs("abc", c={"gpus": 1.0})
+    same = lambda p, c: (p.cpus, p.gpus) == (c.cpus, c.gpus)  # noqa: E731
+    assert linear_chains(gpu, same) == {"a": ("a", "b"), "c": ("c",)}
+
+
+def tell_task(name, payload, inputs):
+    """A toy node: says which Ray task and process ran it; adds one to what its upstream passed on."""
+    import ray
+
+    got = [float(v["n"][0]) for v in inputs.values()]
+    Path(payload["log"]).open("a").write(f"{name}\n")
+    if name == payload.get("kill") and not Path(payload["log"] + ".killed").exists():
+        Path(payload["log"] + ".killed").write_text("")
+        os.kill(os.getpid(), signal.SIGKILL)
+    if name == payload.get("fail"):
+        raise ValueError(f"{name} was told to fail")
+    state = {"n": np.full(payload.get("size", 1), (got[0] if got else 0.0) + 1.0)}
+    return state, {"task": ray.get_runtime_context().get_task_id(), "pid": os.getpid(), "got": got}
+
+
+def run_chain(tmp_path, names="abcd", **payload) -> dict:
+    payload = {"log": str(tmp_path / "ran.log"), **payload}
+    jobs = [NodeJob(j.name, j.upstream, j.inputs, payload=payload) for j in chain_jobs(names)]
+    return run_jobs(jobs, tell_task, on_progress=lambda e: None)
+
+
+def ran(tmp_path) -> list[str]:
+    return (tmp_path / "ran.log").read_text().split()
+
+
+def test_a_chain_runs_in_one_task_and_each_node_keeps_its_record(ray_local, tmp_path):
+    records = run_chain(tmp_path)
+    assert [records[n].status for n in "abcd"] == ["done"] * 4
+    assert [records[n].meta["got"] for n in "abcd"] == [[], [1.0], [2.0], [3.0]], "each took its parent's state"
+    assert len({records[n].meta["task"] for n in "abcd"}) == 1, "one Ray task ran the chain"
+    for parent, child in zip("abc", "bcd"):  # each node's own times, one after the other
+        p, c = records[parent], records[child]
+        assert p.started_at <= p.handed_at <= c.started_at <= c.handed_at <= c.ended_at
+        assert c.submitted_at <= c.started_at
+    assert ran(tmp_path) == list("abcd")
+
+
+def test_a_worker_killed_mid_chain_is_retried_from_the_node_it_ran(ray_local, tmp_path):
+    records = run_chain(tmp_path, kill="c")
+    assert [records[n].status for n in "abcd"] == ["done"] * 4
+    assert ran(tmp_path) == ["a", "b", "c", "c", "d"], "the nodes before the dead one were not run again"
+    assert records["c"].meta["got"] == [2.0] and records["d"].meta["got"] == [3.0]
+    assert records["a"].meta["task"] == records["b"].meta["task"] != records["c"].meta["task"]
+    assert records["c"].meta["task"] == records["d"].meta["task"], "the rest of the chain went on in one task"
+
+
+def test_a_failed_node_skips_the_rest_of_its_chain(ray_local, tmp_path):
+    records = run_chain(tmp_path, fail="b")
+    assert records["a"].status == "done"
+    assert records["b"].status == "failed" and "b was told to fail" in records["b"].error
+    assert records["c"].status == records["d"].status == "skipped"
+    assert ran(tmp_path) == ["a", "b"]
+
+
+@pytest.mark.slow
+def test_a_large_state_ends_the_chains_task(ray_local, tmp_path):
+    """A state over FUSE_MAX_STATE_BYTES is not kept for the next node in process (a third copy):
+    the chain goes on in a new task that reads it from the object store."""
+    from taskgraph.execute.stream import FUSE_MAX_STATE_BYTES
+
+    records = run_chain(tmp_path, names="abc", size=FUSE_MAX_STATE_BYTES // 8 + 1)
+    assert [records[n].status for n in "abc"] == ["done"] * 3
+    assert [records[n].meta["got"] for n in "abc"] == [[], [1.0], [2.0]]
+    assert len({records[n].meta["task"] for n in "abc"}) == 3
+
+
+CHAIN = """
+name: chained
+data:
+  shapes: {loader: synthetic_shapes, n: 200, dim: 8, classes: 4}
+defaults:
+  train: {epochs: 2, batch_size: 64}
+tasks:
+  a: {data: shapes, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: label}}
+  b: {data: shapes, depends_on: {a: {share: [encoder]}}, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 1}}, loss: {type: mse, target: parity}}
+  c: {data: shapes, depends_on: {b: {share: [encoder], mode: freeze}}, modules: {encoder: {type: mlp, in: 8, hidden: [8]}, head: {type: linear, out: 4}}, loss: {type: cross_entropy, target: coarse}}
+"""
+
+
+@pytest.mark.slow
+def test_a_chained_run_trains_and_writes_what_separate_tasks_do(ray_local, write_graph, tmp_path, monkeypatch):
+    """The same graph, chained (one task) and with every node its own task: the same parameters,
+    metrics and inherited digests, byte for byte."""
+    import json
+
+    import taskgraph
+    from taskgraph.execute import scheduler
+
+    spec = taskgraph.load(write_graph(CHAIN))
+    chained = taskgraph.run(spec, run_root=tmp_path / "chained")
+    monkeypatch.setattr(scheduler, "linear_chains", lambda jobs, same: {j.name: (j.name,) for j in jobs})
+    separate = taskgraph.run(spec, run_root=tmp_path / "separate")
+    assert chained.ok and separate.ok
+    run = json.loads((chained.run_dir / "run.json").read_text())
+    assert len({run["nodes"][n]["pid"] for n in "abc"}) == 1 and all(len(run["nodes"][n]["attempts"]) == 1 for n in "abc")
+    for node in "abc":
+        assert (chained.run_dir / node / "params.safetensors").read_bytes() == (
+            separate.run_dir / node / "params.safetensors").read_bytes()
+        assert chained.metrics(node) == separate.metrics(node)
+        assert chained.records[node].meta["inherited"] == separate.records[node].meta["inherited"]
