@@ -210,7 +210,9 @@ def run_jobs(
             riding.update(chain[1:])
             ready_set.discard(job.name)
             record = records[job.name]
-            record.status, record.submitted_at = "running", time.time()
+            record.status = "running"
+            if job.name not in chain_retries:  # a retry's try 1 waited since the first submission, as Ray's do
+                record.submitted_at = time.time()
             notify(record)
             take_slot(job, +1)
 

@@ -79,6 +79,7 @@ def test_a_worker_killed_mid_chain_is_retried_from_the_node_it_ran(ray_local, tm
     assert records["c"].meta["got"] == [2.0] and records["d"].meta["got"] == [3.0]
     assert records["a"].meta["task"] == records["b"].meta["task"] != records["c"].meta["task"]
     assert records["c"].meta["task"] == records["d"].meta["task"], "the rest of the chain went on in one task"
+    assert records["c"].submitted_at <= records["b"].handed_at, "its wait counts from its first try, as Ray's retries"
 
 
 def test_a_failed_node_skips_the_rest_of_its_chain(ray_local, tmp_path):
