@@ -160,6 +160,21 @@ class Reporter:
         self._last_push = self.hub.push.remote({"node": self.node, "time": now, **event}).future()
         self.sent += 1
 
+    def last(self, event: dict[str, Any], patience_s: float = 3.0) -> dict[str, Any]:
+        """The node's last event, stamped but not pushed: it goes to the driver with the node's record,
+        and the driver passes it on after the hub's. Waits until the hub holds every earlier event
+        (one caller's calls run in order: the last push answered means all were): most often already
+        so, where pushing this one and waiting for it was a round trip on each link of a chain.
+        A dead hub is given up on (progress is best effort)."""
+        if self._last_push is not None:
+            # A future, not ray.get: a task blocked in ray.get or ray.wait lends its CPU to a queued
+            # node, which Ray starts on a fresh worker process (torch imported anew: seconds, 88 s
+            # at load 17) while this one is still alive; in a fan-out that was a new worker every
+            # few nodes.
+            with contextlib.suppress(Exception):
+                self._last_push.result(timeout=patience_s)
+        return {"node": self.node, "time": time.time(), **event}
+
     @staticmethod
     def _hub_died(push: Future) -> bool:
         import ray
@@ -178,29 +193,6 @@ class Reporter:
         except ValueError:  # the driver has not started the new one yet
             return False
         return True
-
-    def finish(self, event: dict[str, Any], patience_s: float = 3.0) -> None:
-        """The node's last event, pushed *and waited for*: the hub then holds every event of this
-        node (one caller's calls run in order) before the node's result reaches the driver.
-        A dead hub is looked up again for up to ``patience_s`` (the driver replaces it within a drain)."""
-        import ray
-
-        deadline = time.time() + patience_s
-        while True:
-            try:
-                # A future, not ray.get: a task blocked in ray.get or ray.wait lends its CPU to a queued
-                # node, which Ray starts on a fresh worker process (torch imported anew: seconds, 88 s
-                # at load 17) while this one is still alive; in a fan-out that was a new worker every
-                # few nodes.
-                self.hub.push.remote({"node": self.node, "time": time.time(), **event}).future().result()
-                return
-            except ray.exceptions.RayActorError:
-                if self.name is None or time.time() > deadline:
-                    return  # progress is best effort: a lost hub must never fail the node that reports to it
-                while not self._relookup(time.time()) and time.time() < deadline:
-                    time.sleep(0.1)
-            except ray.exceptions.RayError:
-                return
 
 
 class EventOrder:

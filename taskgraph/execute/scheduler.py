@@ -450,7 +450,9 @@ def run_jobs(
                 del pending[stream]
                 if flight.rest and not flight.last:  # the chain's next node runs in the same task
                     pending[stream] = Flight(flight.rest[0], stream, rest=flight.rest[1:], chained=True)
-                drain_progress()  # its last events (pushed and waited for) come before its record
+                drain_progress()  # its events (the hub held them all before its record was sent)
+                if order is not None and value.get("end"):
+                    order.push(value["end"])  # and its last, which came with the record
                 if isinstance(value.get("meta"), Durable):
                     write(flight, value)
                     continue

@@ -110,8 +110,7 @@ def _one(node_fn: Callable[..., tuple[Any, Any]], name: str, payload: Any, input
         yield {"handed_at": handed, "sent": reporter.sent if reporter else 0, "last": not keep}
         if callable(meta):  # behind the children; in a chain's task the next node waits for it
             meta = behind_the_children(meta) if not keep else meta()
-    if reporter:
-        reporter.finish({"kind": "end"})
+    end = reporter.last({"kind": "end"}) if reporter else None
     where = {
         "started_at": started,
         "handed_at": handed,
@@ -122,7 +121,7 @@ def _one(node_fn: Callable[..., tuple[Any, Any]], name: str, payload: Any, input
         "pid": os.getpid(),
         "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
     }
-    yield {"where": where, "meta": meta}
+    yield {"where": where, "meta": meta, "end": end}
     return keep, state
 
 

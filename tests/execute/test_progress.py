@@ -182,9 +182,10 @@ def test_a_node_reports_without_blocking_in_ray(ray_local, monkeypatch):
         reporter({"kind": "start"})
         for epoch in (1, 2):
             reporter({"kind": "epoch", "epoch": epoch})
-        reporter.finish({"kind": "end"})
+        end = reporter.last({"kind": "end"})  # waits for the hub to hold the others: on a future
     events = ray.get(hub.drain.remote())
-    assert [e["kind"] for e in events] == ["start", "epoch", "epoch", "end"]
+    assert [e["kind"] for e in events] == ["start", "epoch", "epoch"]
+    assert end["kind"] == "end" and end["node"] == "n"  # the driver gets it with the node's record
 
 
 def test_a_node_hands_its_state_on_without_waiting_for_the_hub(ray_local):
