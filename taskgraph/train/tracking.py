@@ -96,6 +96,15 @@ class TensorBoardLogger:
         if self.writer is not None:
             self.writer.close()
 
+    def close_later(self) -> tuple[str, list[tuple[str, float, int, float]]] | None:
+        """Close, leaving the scalars still held (no event file opened yet: a short node) to the node's
+        other writes: returns the folder and the scalars for ``artifacts.tbevents.write_scalars``."""
+        if self.writer is None:
+            rows, self._held = self._held, []
+            return (self.log_dir, rows) if rows else None
+        self.writer.close()
+        return None
+
 
 def start_mlflow_run(uri: str, experiment: str, run_name: str, tags: dict[str, str]) -> tuple[str, str]:
     """The graph run's MLflow run (on the driver, before any node): returns (experiment id, run id)."""

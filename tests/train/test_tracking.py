@@ -82,3 +82,34 @@ def test_events_without_a_kind_are_epoch_ends():
     seen: list[dict] = []
     fan_out(seen.append, None)({"node": "joint", "epoch": 2, "train_loss": 0.5})
     assert seen == [{"kind": "epoch", "node": "joint", "epoch": 2, "train_loss": 0.5}]
+
+
+def test_a_short_nodes_scalars_are_written_by_the_writer_as_its_summary_writer_would(tmp_path):
+    """A node shorter than LIVE_AFTER_S never opens a SummaryWriter (3.5 ms of a chain link, in the
+    process that trains the next node): ``close_later`` hands its held scalars to the writer process,
+    which writes the same events with tensorboard's own writer; a second try's file purges the first's."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from taskgraph.artifacts.tbevents import write_scalars
+
+    def curves(folder):
+        acc = EventAccumulator(str(folder))
+        acc.Reload()
+        return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+    deferred, direct = TensorBoardLogger(str(tmp_path / "deferred")), TensorBoardLogger(str(tmp_path / "direct"))
+    _train(fan_out(deferred, direct))
+    log_dir, rows = deferred.close_later()
+    assert deferred.writer is None and log_dir == str(tmp_path / "deferred") and not (tmp_path / "deferred").exists()
+    write_scalars(log_dir, rows)
+    direct.close()
+    assert curves(tmp_path / "deferred") == curves(tmp_path / "direct")
+    assert [v for _, v in curves(tmp_path / "deferred")["epoch"]] == [1, 2, 3]
+    # a retried node's try writes from a later step on: TensorBoard drops the first try's points from there
+    steps = sorted({step for _, _, step, _ in rows})
+    redo = steps[len(steps) // 2]
+    write_scalars(log_dir, [(tag, value + 10, step, wall) for tag, value, step, wall in rows if step >= redo])
+    epochs = curves(tmp_path / "deferred")["epoch"]
+    assert [s for s, _ in epochs] == sorted({s for s, _ in epochs}), "one monotonic line"
+    assert [v for s, v in epochs] == [v + (10 if s >= redo else 0) for s, v in curves(tmp_path / "direct")["epoch"]]
