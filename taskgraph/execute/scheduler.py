@@ -408,7 +408,9 @@ def run_jobs(
     try:
         submit_ready()
         writers.start_local()  # this machine's writer starts while the first nodes train
-        warming = warm_up(warm_targets(node_fn, warm), int(totals["CPU"] - in_use["CPU"]), len(waiting))
+        # nodes riding in a chain's task count: the rest of a chain lands on another worker when a state
+        # too large to keep ends the task, or its worker dies
+        warming = warm_up(warm_targets(node_fn, warm), int(totals["CPU"] - in_use["CPU"]), len(waiting) + len(riding))
         while pending or writing:
             ready, _ = ray.wait([*pending, *writing], num_returns=1,
                                 timeout=DRAIN_EVERY_S if hub is not None else None, fetch_local=False)

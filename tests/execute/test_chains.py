@@ -39,7 +39,10 @@ def tell_task(name, payload, inputs):
     """A toy node: says which Ray task and process ran it; adds one to what its upstream passed on."""
     import ray
 
+    import time
+
     got = [float(v["n"][0]) for v in inputs.values()]
+    time.sleep(payload.get("sleep", {}).get(name, 0.0))
     Path(payload["log"]).open("a").write(f"{name}\n")
     if name == payload.get("kill") and not Path(payload["log"] + ".killed").exists():
         Path(payload["log"] + ".killed").write_text("")
@@ -50,10 +53,10 @@ def tell_task(name, payload, inputs):
     return state, {"task": ray.get_runtime_context().get_task_id(), "pid": os.getpid(), "got": got}
 
 
-def run_chain(tmp_path, names="abcd", **payload) -> dict:
+def run_chain(tmp_path, names="abcd", warm=None, **payload) -> dict:
     payload = {"log": str(tmp_path / "ran.log"), **payload}
     jobs = [NodeJob(j.name, j.upstream, j.inputs, payload=payload) for j in chain_jobs(names)]
-    return run_jobs(jobs, tell_task, on_progress=lambda e: None)
+    return run_jobs(jobs, tell_task, on_progress=lambda e: None, warm=warm)
 
 
 def ran(tmp_path) -> list[str]:
@@ -88,6 +91,20 @@ def test_a_failed_node_skips_the_rest_of_its_chain(ray_local, tmp_path):
     assert records["b"].status == "failed" and "b was told to fail" in records["b"].error
     assert records["c"].status == records["d"].status == "skipped"
     assert ran(tmp_path) == ["a", "b"]
+
+
+def test_the_rest_of_a_chain_finds_a_warm_worker(ray_local, tmp_path):
+    """The rest of a chain lands on another worker when its task ends early (a large state, a worker
+    that died): idle CPUs warm one up at the run's start, as for a node waiting in a task of its own
+    (a 400 MB hand-off took 2.8 s instead of 1.7 s on a cold worker)."""
+    from tests.slow_warm import pid_file
+
+    path = pid_file()
+    path.unlink(missing_ok=True)
+    records = run_chain(tmp_path, names="ab", warm="tests.slow_warm:touch", sleep={"a": 4.0})
+    assert records["b"].status == "done"
+    assert path.exists(), "no worker was warmed up for the rest of the chain"
+    path.unlink()
 
 
 @pytest.mark.slow
