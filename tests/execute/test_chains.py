@@ -107,6 +107,17 @@ def test_the_rest_of_a_chain_finds_a_warm_worker(ray_local, tmp_path):
     path.unlink()
 
 
+def test_fail_fast_skips_the_nodes_riding_in_another_chains_task(ray_local, tmp_path):
+    """--fail-fast: x fails while the chain a-b-c trains a; a's task is stopped, and b and c, which rode
+    in it without having started, are skipped too (not left pending)."""
+    payload = {"log": str(tmp_path / "ran.log"), "fail": "x", "sleep": {"a": 3.0}}
+    jobs = [NodeJob(j.name, j.upstream, j.inputs, payload=payload) for j in chain_jobs("abc") + chain_jobs("xyz")]
+    records = run_jobs(jobs, tell_task, keep_going=False)
+    assert records["x"].status == "failed"
+    assert {n: records[n].status for n in "abcyz"} == dict.fromkeys("abcyz", "skipped")
+    assert "--fail-fast" in records["b"].error and "--fail-fast" in records["a"].error
+
+
 @pytest.mark.slow
 def test_a_large_state_ends_the_chains_task(ray_local, tmp_path):
     """A state over FUSE_MAX_STATE_BYTES is not kept for the next node in process (a third copy):
