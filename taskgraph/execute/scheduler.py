@@ -279,6 +279,9 @@ def run_jobs(
         record = records[nxt]
         record.status, record.submitted_at = "running", float(marker.get("handed_at") or time.time())
         notify(record)
+        if order is not None:  # its start event, which it does not send (``stream._one``): after its parent's
+            order.push({"node": nxt, "time": record.submitted_at, "kind": "start",
+                        **{k: marker.get(k) for k in ("host", "pid", "gpu_ids")}})
 
     def requeue(chain: tuple[str, ...]) -> None:
         """Submit ``chain`` (the rest of one) as a new task when its first node is ready."""

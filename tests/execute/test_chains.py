@@ -75,6 +75,21 @@ def test_a_chain_runs_in_one_task_and_each_node_keeps_its_record(ray_local, tmp_
     assert ran(tmp_path) == list("abcd")
 
 
+def test_each_node_of_a_chain_reports_in_order_and_the_driver_sends_the_starts_after_the_first(ray_local, tmp_path):
+    """A chain node's start event comes from the driver (from its parent's marker: same host and pid), not
+    from the worker (a hub round trip on each link); every node's events still arrive in order."""
+    events: list[dict] = []
+    jobs = [NodeJob(j.name, j.upstream, j.inputs, payload={"log": str(tmp_path / "ran.log")}) for j in chain_jobs("abc")]
+    records = run_jobs(jobs, tell_task, on_progress=events.append)
+    mine = [(e["node"], e["kind"]) for e in events if e.get("node")]
+    for node in "abc":  # each node's own events in order; a child's start after what its parent sent before
+        assert [k for n, k in mine if n == node] == ["start", "end"], mine
+    assert mine.index(("a", "start")) < mine.index(("b", "start")) < mine.index(("c", "start"))
+    starts = {e["node"]: e for e in events if e.get("kind") == "start"}
+    assert {starts[n]["pid"] for n in "abc"} == {records["a"].meta["pid"]}
+    assert starts["b"]["time"] == records["b"].submitted_at and starts["c"]["time"] == records["c"].submitted_at
+
+
 def test_a_worker_killed_mid_chain_is_retried_from_the_node_it_ran(ray_local, tmp_path):
     records = run_chain(tmp_path, kill="c")
     assert [records[n].status for n in "abcd"] == ["done"] * 4
