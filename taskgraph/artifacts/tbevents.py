@@ -10,12 +10,15 @@ when an earlier try left event files, the ``purge_step`` start event TensorBoard
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
-import uuid
+import time
 from collections.abc import Sequence
 
 __all__ = ["write_scalars"]
+
+_written = itertools.count()  # event files this process wrote
 
 #: One scalar: (tag, value, step, wall time).
 Row = tuple[str, float, int, float]
@@ -42,7 +45,9 @@ def write_scalars(log_dir: str, rows: Sequence[Row]) -> None:
     for tag, value, step, wall in rows:
         events.append(Event(summary=Summary(value=[Summary.Value(tag=tag, simple_value=float(value))]),
                             step=int(step), wall_time=wall))
-    name = f"events.out.tfevents.{int(start):010d}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    # TensorBoard reads a folder's event files in name order: the time of writing, then this process's count,
+    # as EventFileWriter names them (a retry's file sorts after the try it purges)
+    name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_written):06d}"
     tmp = os.path.join(log_dir, f".{name}.tmp")
     with open(tmp, "wb") as out:
         writer = RecordWriter(out)
