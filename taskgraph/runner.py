@@ -82,7 +82,7 @@ def node_job(
     def finish() -> Durable:
         """In the node's task, after the hand-on: close the loggers and take the inherited digests;
         the files themselves are written by the machine's writer once the task has ended."""
-        later = [logger.close_later() if hasattr(logger, "close_later") else logger.close(True) for logger in loggers]
+        later = [logger.close_later() for logger in loggers]
         scalars = next((rows for rows in later if rows), None)  # a short node's TensorBoard scalars
         summary = {"inherited": out.inherited, "device": out.device, "steps": out.steps}
         return Durable(write_trained_node, (name, node_dir, cache_root, key, out.metrics, summary, notes, scalars))

@@ -150,6 +150,10 @@ class MlflowLogger:
     def close(self, ok: bool = True) -> None:
         self.client.set_terminated(self.run_id, "FINISHED" if ok else "FAILED")
 
+    def close_later(self) -> None:
+        """A node that trained to its end: its run is finished now (nothing to leave to the writer)."""
+        self.close(True)
+
 
 def open_loggers(
     tracking: Any, node: str, node_dir: str, params: dict[str, Any]
