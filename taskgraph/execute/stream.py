@@ -22,8 +22,8 @@ import ray
 from taskgraph.execute.progress import Reporter, reporting
 from taskgraph.execute.writer import lowest_priority
 
-__all__ = ["execute", "execute_chain", "remote_execute", "remote_chain", "state_bytes", "behind_the_children", "Flight", "discard", "drain", "stop", "cancel",
-           "error_in"]
+__all__ = ["execute", "execute_chain", "remote_execute", "remote_chain", "state_bytes", "behind_the_children",
+           "Flight", "discard", "drain", "stop", "cancel", "error_in"]
 
 
 def execute(
@@ -119,11 +119,9 @@ def _one(node_fn: Callable[..., tuple[Any, Any]], name: str, payload: Any, input
         "started_at": started,
         "handed_at": handed,
         "ended_at": time.time(),
-        "host": socket.gethostname(),
+        **here,
         "node_id": ctx.get_node_id(),
         "worker_id": ctx.get_worker_id(),
-        "pid": here["pid"],
-        "gpu_ids": here["gpu_ids"],
     }
     yield {"where": where, "meta": meta, "end": end}
     return keep, state

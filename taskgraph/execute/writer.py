@@ -9,8 +9,8 @@ in place from that node's object store (no copy, no second serialisation). The n
 done only when the writer returns.
 
 One writer per Ray node and driver (Ray session): the driver's own at the run's start, any other at the
-first node that needs it; it asks for no CPU and writes at the lowest CPU priority, so it never slows the training that is the run's
-critical path.
+first node that needs it; it asks for no CPU and writes at the lowest CPU priority, so it never slows
+the training that is the run's critical path.
 """
 
 from __future__ import annotations
