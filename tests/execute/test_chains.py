@@ -31,19 +31,22 @@ def test_chains_are_only_nodes_whose_one_child_has_no_other_upstream():
     assert linear_chains(joined) == {"a": ("a",), "b": ("b",)}
     # nodes that ask Ray for other resources are not chained
     gpu = chain_jobs("abc", c={"gpus": 1.0})
-    same = lambda p, c: (p.cpus, p.gpus) == (c.cpus, c.gpus)  # noqa: E731
+    def same(p, c):
+        return (p.cpus, p.gpus) == (c.cpus, c.gpus)
+
     assert linear_chains(gpu, same) == {"a": ("a", "b"), "c": ("c",)}
 
 
 def tell_task(name, payload, inputs):
     """A toy node: says which Ray task and process ran it; adds one to what its upstream passed on."""
-    import ray
-
     import time
+
+    import ray
 
     got = [float(v["n"][0]) for v in inputs.values()]
     time.sleep(payload.get("sleep", {}).get(name, 0.0))
-    Path(payload["log"]).open("a").write(f"{name}\n")
+    with Path(payload["log"]).open("a") as log:
+        log.write(f"{name}\n")
     if name == payload.get("kill") and not Path(payload["log"] + ".killed").exists():
         Path(payload["log"] + ".killed").write_text("")
         os.kill(os.getpid(), signal.SIGKILL)
@@ -79,7 +82,8 @@ def test_each_node_of_a_chain_reports_in_order_and_the_driver_sends_the_starts_a
     """A chain node's start event comes from the driver (from its parent's marker: same host and pid), not
     from the worker (a hub round trip on each link); every node's events still arrive in order."""
     events: list[dict] = []
-    jobs = [NodeJob(j.name, j.upstream, j.inputs, payload={"log": str(tmp_path / "ran.log")}) for j in chain_jobs("abc")]
+    payload = {"log": str(tmp_path / "ran.log")}
+    jobs = [NodeJob(j.name, j.upstream, j.inputs, payload=payload) for j in chain_jobs("abc")]
     records = run_jobs(jobs, tell_task, on_progress=events.append)
     mine = [(e["node"], e["kind"]) for e in events if e.get("node")]
     for node in "abc":  # each node's own events in order; a child's start after what its parent sent before
@@ -173,7 +177,8 @@ def test_a_chained_run_trains_and_writes_what_separate_tasks_do(ray_local, write
     separate = taskgraph.run(spec, run_root=tmp_path / "separate")
     assert chained.ok and separate.ok
     run = json.loads((chained.run_dir / "run.json").read_text())
-    assert len({run["nodes"][n]["pid"] for n in "abc"}) == 1 and all(len(run["nodes"][n]["attempts"]) == 1 for n in "abc")
+    assert len({run["nodes"][n]["pid"] for n in "abc"}) == 1
+    assert all(len(run["nodes"][n]["attempts"]) == 1 for n in "abc")
     for node in "abc":
         assert (chained.run_dir / node / "params.safetensors").read_bytes() == (
             separate.run_dir / node / "params.safetensors").read_bytes()
