@@ -135,6 +135,11 @@ def inherit(
     Returns the frozen module names, the per-module lr scales (finetune) and the provenance
     records (source and sha256 of what was loaded) that ``run.json`` shows. Used by single-task
     and joint nodes alike, so both honour the modes the same way.
+
+    Empties ``upstream_states`` once everything is loaded: the model has its own copies, and in a
+    chain's task (``execute.stream``) this dict holds the only reference to the parent's arrays,
+    freed here rather than when the node ends (with a 400 MB module, a third copy beside the
+    model's and the object store's for the whole of its training).
     """
     frozen: set[str] = set()
     lr_scale: dict[str, float] = {}
@@ -149,6 +154,7 @@ def inherit(
             lr_scale[inh.local] = inh.lr_scale
     for name in frozen:
         model[name].requires_grad_(False)
+    upstream_states.clear()  # the digests still read what they need: ``Provenance`` keeps its modules
     return frozen, lr_scale, inherited.start()
 
 
@@ -199,7 +205,8 @@ def train_node(
     shard: tuple[int, int] | None = None,
     wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
 ) -> NodeOutput:
-    """Train one node from its request and the states of the upstream nodes it inherits from.
+    """Train one node from its request and the states of the upstream nodes it inherits from
+    (``upstream_states`` is emptied once they are loaded: ``inherit``).
 
     Data-parallel training (``train.distributed``) passes ``shard=(rank, world_size)`` to train on
     this worker's share of the examples, and ``wrap`` (DDP) for the training forward pass.

@@ -61,6 +61,18 @@ def test_freeze_keeps_inherited_tensors_bit_identical(spec, upstream):
     assert out.steps > 0 and "head.weight" in out.state  # the rest did train
 
 
+def test_the_upstream_states_are_released_once_loaded(spec, upstream):
+    """``inherit`` empties the dict it was given: in a chain's task that dict holds the only reference to
+    the parent's arrays (``execute.stream``), which would otherwise live beside the model's copy."""
+    task = spec.tasks["down"]
+    given = {"up": dict(upstream.state)}
+    request = NodeRequest("down", task, spec.data["shapes"], seed=2,
+                          inherits=(Inheritance("encoder", "up", "encoder", "freeze"),))
+    out = train_node(request, given)
+    assert given == {}
+    assert digest(module_state(out.state, "encoder")) == digest(module_state(upstream.state, "encoder"))
+
+
 def test_init_starts_from_upstream_values_then_trains(spec, upstream):
     up = module_state(upstream.state, "encoder")["layers.0.weight"]
     init = module_state(run_down(spec, upstream, "init").state, "encoder")["layers.0.weight"]
