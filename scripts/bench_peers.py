@@ -194,12 +194,15 @@ PATCHES = {
     "taskgraph.train.tracking": lambda m: patch(m, "open_loggers", "loggers"),
     "taskgraph.artifacts.cache": lambda m: (patch(m.NodeCache, "store", "cache_store"),
                                             patch(m.NodeCache, "restore", "cache_restore")),
-    "taskgraph.artifacts.rundir": lambda m: patch(m.RunDir, "write_run", "driver.write_run"),
     "taskgraph.execute.cluster": lambda m: (patch(m, "connect", "driver.ray_start"),
                                             patch(m.RaySession, "close", "driver.ray_shutdown")),
     "taskgraph.incremental": lambda m: patch(m, "decide_and_load", "driver.decide"),
     "taskgraph.execute.progress": lambda m: (patch(m.Reporter, "__call__", "progress"),
-                                             patch(m.Reporter, "finish", "progress")),
+                                             patch(m.Reporter, "last", "progress")),
+    # since the writer process: a node's files are written by ``write_node`` there (the runner's names above
+    # are for older checkouts, which wrote them in the node's task)
+    "taskgraph.artifacts.rundir": lambda m: (patch(m.RunDir, "write_run", "driver.write_run"),
+                                             patch(m, "write_node", "write_node")),
     "taskgraph.observers": lambda m: patch(m.RunObservers, "finish", "driver.trace"),
 }
 
@@ -415,7 +418,8 @@ def phase_split(spans: list[dict], run: dict, spawned: float, ended: float) -> d
         jobs[n]["t0"] - float(nodes[n]["submitted_at"]) for n in jobs if nodes.get(n, {}).get("submitted_at"))
     for ev, label in [("attempt_marker", "attempt marker"), ("loggers", "loggers (TensorBoard writer)"),
                       ("data", "data load"), ("build", "model build"), ("inherit", "inherit (load + digest)"),
-                      ("evaluate", "evaluation"), ("write_node", "safetensors + manifest + metrics writes"),
+                      ("evaluate", "evaluation"),
+                      ("write_node", "safetensors + manifest + metrics writes (in the writer process since 8144be3)"),
                       ("cache_store", "cache entry"), ("progress", "progress reports")]:
         out[f"nodes: {label}"] = total(ev)
     inner = sum(total(ev) for ev in ("data", "build", "inherit", "evaluate"))
