@@ -30,8 +30,8 @@ from contextvars import ContextVar
 from typing import Any
 
 __all__ = [
-    "ProgressHub", "Reporter", "EventOrder", "report", "reporting", "start_hub", "restart_hub", "forget_hub", "hub_name",
-    "STEP_INTERVAL_S", "DRAIN_EVERY_S",
+    "ProgressHub", "HubLink", "Reporter", "EventOrder", "report", "reporting", "start_hub", "restart_hub", "forget_hub",
+    "hub_name", "STEP_INTERVAL_S", "DRAIN_EVERY_S", "MAX_HUB_RESTARTS",
 ]
 
 #: At most one ``step`` event per node per this many seconds: bars move inside an epoch,
@@ -131,6 +131,47 @@ def forget_hub() -> None:
     """Drop the cached hub (it died): the next run starts a fresh one."""
     global _hub
     _hub = None
+
+
+#: How many times one run replaces a dead progress hub before it goes on without live progress.
+MAX_HUB_RESTARTS = 5
+
+
+class HubLink:
+    """The driver's side of the hub for one run: what nodes get (``link``: the handle and its actor name),
+    draining, and a new hub under the same name when this one died (running nodes find it by the name).
+    After ``MAX_HUB_RESTARTS`` the run goes on without live progress (``link`` is None): it must never
+    fail a run."""
+
+    def __init__(self, on_progress: Callable[[dict[str, Any]], None]):
+        self.on_progress = on_progress
+        hub = start_hub()
+        self.link: tuple[Any, str] | None = (hub, hub_name())
+        self.restarts = 0
+        self.last_drain = time.time()
+
+    def drain(self, deliver: Callable[[dict[str, Any]], None]) -> None:
+        """Hand every event the hub holds to ``deliver``, oldest first; nothing once given up."""
+        import ray
+
+        if self.link is None:
+            return
+        self.last_drain = time.time()
+        try:
+            events = ray.get(self.link[0].drain.remote())
+        except ray.exceptions.RayError:  # the hub died: a new one under its name
+            self.restarts += 1
+            try:
+                if self.restarts > MAX_HUB_RESTARTS:
+                    raise RuntimeError("the progress hub keeps dying")
+                self.link = (restart_hub(), hub_name())
+                self.on_progress({"kind": "hub_restarted", "time": time.time(), "restarts": self.restarts})
+            except Exception:  # noqa: BLE001 -- go on without live progress
+                forget_hub()
+                self.link = None
+            return
+        for event in events:
+            deliver(event)
 
 
 class Reporter:

@@ -1,4 +1,5 @@
-"""What happened to each node of a run: the record ``run.json`` is made of (no Ray import)."""
+"""A node to run (``NodeJob``: what the scheduler is given) and what happened to it (``NodeRecord``: what
+``run.json`` is made of). No Ray import."""
 
 from __future__ import annotations
 
@@ -6,7 +7,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["NodeRecord", "attempt_history"]
+__all__ = ["NodeJob", "NodeRecord", "attempt_history"]
+
+
+@dataclass(frozen=True)
+class NodeJob:
+    """One node to run: what it waits for, what it receives, what it asks Ray for."""
+
+    name: str
+    upstream: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()  # the upstream nodes whose state this node receives
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory: int | None = None  # bytes
+    custom: dict[str, float] = field(default_factory=dict)  # Ray custom resources
+    accelerator_type: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # Ray node labels that must match
+    workers: int | None = None  # data-parallel (Ray Train): the task coordinates, the workers hold resources
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    priority: float = 0.0  # larger first: the remaining critical-path cost
+    payload: Any = None
 
 
 @dataclass

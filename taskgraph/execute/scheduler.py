@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -20,8 +19,8 @@ import ray
 from taskgraph.errors import ExecutionError, TaskgraphError
 from taskgraph.execute.autoscale import autoscaling
 from taskgraph.execute.chains import linear_chains
-from taskgraph.execute.progress import DRAIN_EVERY_S, EventOrder, forget_hub, hub_name, restart_hub, start_hub
-from taskgraph.execute.records import NodeRecord
+from taskgraph.execute.progress import DRAIN_EVERY_S, EventOrder, HubLink
+from taskgraph.execute.records import NodeJob, NodeRecord
 from taskgraph.execute.resources import check_feasible, ray_options, usage
 from taskgraph.execute.stream import Flight, cancel, discard, drain, error_in, remote_chain, remote_execute
 from taskgraph.execute.warmup import settle, warm_targets, warm_up
@@ -32,29 +31,6 @@ __all__ = ["NodeJob", "NodeRecord", "run_jobs", "NodeFn"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 NodeFn = Callable[[str, Any, dict[str, Any]], tuple[Any, dict[str, Any]]]
-
-#: How many times one run replaces a dead progress hub before it goes on without live progress.
-MAX_HUB_RESTARTS = 5
-
-
-@dataclass(frozen=True)
-class NodeJob:
-    """One node to run: what it waits for, what it receives, what it asks Ray for."""
-
-    name: str
-    upstream: tuple[str, ...] = ()
-    inputs: tuple[str, ...] = ()  # the upstream nodes whose state this node receives
-    cpus: float = 1.0
-    gpus: float = 0.0
-    memory: int | None = None  # bytes
-    custom: dict[str, float] = field(default_factory=dict)  # Ray custom resources
-    accelerator_type: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)  # Ray node labels that must match
-    workers: int | None = None  # data-parallel (Ray Train): the task coordinates, the workers hold resources
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-    priority: float = 0.0  # larger first: the remaining critical-path cost
-    payload: Any = None
 
 
 def _check_feasible(jobs: list[NodeJob]) -> dict[str, str]:
@@ -158,11 +134,8 @@ def run_jobs(
     # Finished nodes whose upstream's files are not durable yet: reported done after it.
     parked: set[str] = set()
 
-    hub = start_hub() if on_progress else None
+    hub = HubLink(on_progress) if on_progress else None
     order = EventOrder(on_progress) if on_progress else None  # parents' events before their children's
-    link = (hub, hub_name()) if hub is not None else None  # what nodes get: the handle and its name
-    hub_restarts = 0
-    last_drain = time.time()
 
     def notify(record: NodeRecord) -> None:
         if on_update:
@@ -198,13 +171,13 @@ def run_jobs(
                 stream = remote_execute.options(
                     **ray_options(job), max_retries=max_retries, retry_exceptions=False,
                     name=f"taskgraph:{job.name}",
-                ).remote(node_fn, job.name, job.payload, job.inputs, link, *inputs)
+                ).remote(node_fn, job.name, job.payload, job.inputs, hub.link if hub else None, *inputs)
             else:  # Ray would run the whole chain again: the scheduler retries from the node that died
                 stream = remote_chain.options(
                     **ray_options(job), max_retries=0, retry_exceptions=False,
                     name=f"taskgraph:{job.name}+{len(chain) - 1}",
                 ).remote(node_fn, chain, tuple(by_name[n].payload for n in chain),
-                         tuple(by_name[n].inputs for n in chain), link, *inputs)
+                         tuple(by_name[n].inputs for n in chain), hub.link if hub else None, *inputs)
             pending[stream] = Flight(job.name, stream, rest=chain[1:], chained=len(chain) > 1)
             waiting.difference_update(chain)
             riding.update(chain[1:])
@@ -379,27 +352,8 @@ def run_jobs(
         submit_ready()  # its resources are free again for nodes that were waiting for room
 
     def drain_progress() -> None:
-        """Hand the hub's events to ``on_progress``; nothing without a hub (none asked for, or given up)."""
-        nonlocal hub, link, hub_restarts, last_drain
-        if hub is None:
-            return
-        last_drain = time.time()
-        try:
-            events = ray.get(hub.drain.remote())
-        except ray.exceptions.RayError:  # the hub died: a new one under its name; running nodes find it
-            hub_restarts += 1
-            try:
-                if hub_restarts > MAX_HUB_RESTARTS:
-                    raise RuntimeError("the progress hub keeps dying")
-                hub = restart_hub()
-                link = (hub, hub_name())
-                on_progress({"kind": "hub_restarted", "time": time.time(), "restarts": hub_restarts})  # type: ignore[misc]
-            except Exception:  # noqa: BLE001 -- go on without live progress: it must never fail the run
-                forget_hub()
-                hub = link = None
-            return
-        for event in events:
-            order.push(event)  # type: ignore[union-attr]
+        if hub is not None:
+            hub.drain(order.push)  # type: ignore[union-attr]
 
     if on_progress:
         for name, line in sorted(scale_up.items()):
@@ -414,7 +368,7 @@ def run_jobs(
         warming = warm_up(warm_targets(node_fn, warm), int(totals["CPU"] - in_use["CPU"]), len(waiting))
         while pending or writing:
             ready, _ = ray.wait([*pending, *writing], num_returns=1,
-                                timeout=DRAIN_EVERY_S if hub is not None else None, fetch_local=False)
+                                timeout=DRAIN_EVERY_S if hub is not None and hub.link else None, fetch_local=False)
             # Drained when the wait times out, before a node's end or failure, and at most every
             # DRAIN_EVERY_S after a hand-on: never between a state and its children's submission
             # (an actor round trip, three a node before, on the critical path of a chain).
@@ -447,7 +401,7 @@ def run_jobs(
                 continue
             if not flight.handed:
                 hand_on(flight, value)
-                if time.time() - last_drain >= DRAIN_EVERY_S:  # a busy run's live view
+                if hub is not None and time.time() - hub.last_drain >= DRAIN_EVERY_S:  # a busy run's live view
                     drain_progress()
             else:
                 del pending[stream]
