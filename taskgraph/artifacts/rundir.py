@@ -77,7 +77,7 @@ def write_node(
 ) -> dict[str, Digest]:
     """Write one node's artifacts: parameters, the manifest, metrics last (the completion marker).
     Returns the manifest (digests of the bytes written, hashed while writing, not read back).
-    The parameters stream from the arrays' own memory: no copy of the module is made."""
+    The parameters stream from the arrays' own memory through one 8 MB buffer: no copy of the module is made."""
     from taskgraph.artifacts.tensorfile import write_params
 
     metrics_data = store.json_bytes(metrics)

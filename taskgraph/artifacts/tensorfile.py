@@ -4,8 +4,9 @@ The bytes are exactly those of ``safetensors.numpy.save`` (tests compare them fo
 so files stay readable by any safetensors reader. What differs is the path: the library's
 ``save`` builds the whole file in a buffer and copies it into ``bytes`` (two copies of a 400 MB
 module before it is hashed), and ``save_file`` would leave the digest to a second pass reading
-the file back; ``write_params`` streams the arrays' own memory to the file, hashing each piece as
-it goes, so a node's digest is taken once, while writing. ``parse_params`` returns read-only
+the file back; ``write_params`` streams the arrays' memory to the file (a large file through one
+8 MB buffer, past the page cache: ``store.write_chunks``), hashing each piece as it goes, so a
+node's digest is taken once, while writing. ``parse_params`` returns read-only
 views into the bytes it was given (as ``safetensors.numpy.load`` does, without its per-tensor
 copies), after checking the header against the buffer: a file from anywhere is data, never code.
 """

@@ -51,3 +51,49 @@ def test_run_dir_on_any_store(root):
     assert not opened.node_complete("other")
     with pytest.raises(ArtifactError, match="not a run directory"):
         RunDir.open(store.join(root, "nowhere"))
+
+
+def _pieces(rng) -> list[bytes | memoryview]:
+    """A file of pieces of awkward sizes that cross the direct-I/O buffer's edges: 8 MB * 2.6 in all."""
+    big = rng.integers(0, 255, size=store.DIRECT_BUFFER_BYTES + 12_345, dtype=np.uint8)
+    other = rng.integers(0, 255, size=store.DIRECT_BUFFER_BYTES // 2 + 7, dtype=np.uint8)
+    return [b"header of 23 bytes here", memoryview(big), b"", memoryview(other), b"x" * 5,
+            memoryview(rng.integers(0, 255, size=store.DIRECT_BUFFER_BYTES + 1, dtype=np.uint8))]
+
+
+def _written(tmp_path, pieces, name="p.bin") -> tuple[str, int, bytes]:
+    sha256, size = store.write_chunks(tmp_path / name, pieces)
+    return sha256, size, (tmp_path / name).read_bytes()
+
+
+def test_a_large_file_goes_past_the_page_cache_with_the_same_bytes(tmp_path, monkeypatch):
+    """Parameters files that fill the buffer are written with O_DIRECT (Linux), hashed as written; a
+    small file never is. Either way the bytes, digest and size are those of the pieces joined."""
+    import hashlib
+    import os
+
+    turned: list[bool] = []
+    set_direct = store._set_direct
+    monkeypatch.setattr(store, "_set_direct", lambda fd, on: turned.append(set_direct(fd, on)) or turned[-1])
+    pieces = _pieces(np.random.default_rng(0))
+    expected = b"".join(bytes(p) for p in pieces)
+    sha256, size, data = _written(tmp_path, pieces)
+    assert data == expected and size == len(expected) and sha256 == hashlib.sha256(expected).hexdigest()
+    if hasattr(os, "O_DIRECT"):  # Linux, on a filesystem with direct I/O (pytest's tmp_path is on disk)
+        assert turned[0] is True, "the large file was written through the page cache"
+    turned.clear()
+    assert _written(tmp_path, [b"small", b" file"], "s.bin")[2] == b"small file"
+    assert turned == [], "a file smaller than the buffer went direct"
+
+
+def test_where_direct_io_is_refused_the_file_goes_through_the_page_cache(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    pieces = _pieces(np.random.default_rng(1))
+    expected = b"".join(bytes(p) for p in pieces)
+    monkeypatch.setattr(store, "_direct_write", lambda fd, data: False)  # a filesystem that says EINVAL
+    assert _written(tmp_path, pieces, "refused.bin")[2] == expected
+    monkeypatch.delattr(os, "O_DIRECT", raising=False)  # a platform without it (macOS)
+    sha256, _size, data = _written(tmp_path, pieces, "none.bin")
+    assert data == expected and sha256 == hashlib.sha256(expected).hexdigest()
